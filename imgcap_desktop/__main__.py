@@ -1,0 +1,3 @@
+from imgcap_desktop.cli import main
+
+raise SystemExit(main())
