@@ -59,3 +59,32 @@ class UnsafePickleError(BundleError):
 
 class EncoderWeightsMissingError(BundleError):
     """The image encoder needs a weights file that is not available offline."""
+
+
+# --- saving -----------------------------------------------------------------
+
+
+class SaveError(ImgcapError):
+    """A caption could not be written to a sidecar, an export file or an image.
+
+    The message names the file and what the user can do; ``path`` is the file.
+    Whenever this is raised the target file is left exactly as it was.
+    """
+
+    def __init__(self, path: str | Path, message: str):
+        self.path = Path(path)
+        super().__init__(message)
+
+
+class SidecarExistsError(SaveError):
+    """The sidecar already exists: the caller should ask before overwriting."""
+
+    def __init__(self, path: str | Path):
+        path = Path(path)
+        super().__init__(
+            path, f"{path.name} already exists; choose Overwrite to replace it."
+        )
+
+
+class MetadataFormatError(SaveError):
+    """The image format cannot carry a caption in its own metadata."""

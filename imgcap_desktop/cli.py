@@ -1,0 +1,184 @@
+"""``imgcap``: caption photos, inspect and import models, train and evaluate.
+
+TensorFlow is imported only inside the commands that need it, so ``--help``,
+``--version`` and ``info`` answer at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+from imgcap_desktop import __version__
+from imgcap_desktop.core.errors import ImgcapError
+from imgcap_desktop.core.options import BY_NAME
+
+EXIT_OK, EXIT_SOME_FAILED, EXIT_ERROR = 0, 1, 2
+PROGRESS_FROM = 10  # below this many photos a bar is noise
+
+
+def _add_decoding_options(parser: argparse.ArgumentParser) -> None:
+    for name in ("beam", "max_length", "batch_size"):
+        option = BY_NAME[name]
+        parser.add_argument(option.flag, type=option.type, default=option.default, dest=name,
+                            help=f"{option.help} (default {option.default})")
+    parser.add_argument("--length-penalty", type=float, default=None,
+                        help="beam score = log-prob / length**alpha (default: the model's own)")
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default=None,
+                        help="model bundle folder, or a seed folder with image_caption.h5 + tokenizer.pkl "
+                             "(default: the bundled default model)")
+    parser.add_argument("--encoder-weights", default=None, metavar="FILE",
+                        help="image encoder weights file (e.g. DenseNet201 ImageNet weights for a seed model)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="imgcap", description="Offline image captioning.")
+    parser.add_argument("--version", action="version", version=f"imgcap {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("caption", help="caption photos and folders")
+    p.add_argument("paths", nargs="+", help="image files or folders (walked recursively)")
+    _add_model_options(p)
+    _add_decoding_options(p)
+    p.add_argument("--format", choices=("text", "jsonl", "csv"), default="text")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.set_defaults(func=cmd_caption)
+
+    p = sub.add_parser("info", help="show what a model bundle's manifest says")
+    p.add_argument("bundle", nargs="?", default=None, help="bundle folder (default: the default model)")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("import-seed", help="turn image_caption.h5 + tokenizer.pkl into a bundle")
+    p.add_argument("models_dir")
+    p.add_argument("--out", required=True, help="bundle folder to create")
+    p.add_argument("--encoder-weights", default=None, metavar="FILE",
+                   help="DenseNet201 ImageNet weights (.h5) to store inside the bundle")
+    p.set_defaults(func=cmd_import_seed)
+
+    try:
+        from imgcap_desktop.core.training import commands as training_commands
+    except ImportError:
+        training_commands = None
+    if training_commands is not None:
+        training_commands.add_parsers(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except ImgcapError as exc:
+        print(f"imgcap: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("imgcap: interrupted", file=sys.stderr)
+        return 130
+
+
+# --- commands ---------------------------------------------------------------
+
+
+def cmd_caption(args) -> int:
+    from imgcap_desktop.core.images import collect_images
+
+    found = collect_images(args.paths)
+    if found.skipped:
+        print(f"imgcap: skipped {len(found.skipped)} file(s) that are not images", file=sys.stderr)
+    if not found.images:
+        print("imgcap: no images to caption", file=sys.stderr)
+        return EXIT_ERROR
+
+    from imgcap_desktop.core.captioner import Captioner
+
+    captioner = Captioner.load(args.model, encoder_weights=args.encoder_weights)
+    writer = _RecordWriter(args.format, sys.stdout)
+    failures = 0
+    results = captioner.caption_paths(found.images, beam=args.beam, max_length=args.max_length,
+                                      batch_size=args.batch_size, length_penalty=args.length_penalty)
+    bar = None
+    if not args.no_progress and len(found.images) >= PROGRESS_FROM:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(found.images), unit="photo", file=sys.stderr, dynamic_ncols=True)
+    for record in results:
+        failures += not record.ok
+        writer.write(record)
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    sys.stdout.flush()
+    if failures:
+        print(f"imgcap: {failures} of {len(found.images)} photo(s) failed", file=sys.stderr)
+    return EXIT_SOME_FAILED if failures else EXIT_OK
+
+
+class _RecordWriter:
+    def __init__(self, fmt: str, stream):
+        self.fmt = fmt
+        self.stream = stream
+        if fmt == "csv":
+            self.csv = csv.writer(stream)
+            self.csv.writerow(["image", "caption", "error"])
+
+    def write(self, record) -> None:
+        caption = record.caption.text if record.caption else None
+        if self.fmt == "jsonl":
+            obj = {"path": str(record.path), "caption": caption, "error": record.error}
+            if record.caption:
+                obj["score"] = round(record.caption.score, 4)
+                obj["alternatives"] = [{"caption": a.text, "log_prob": round(a.log_prob, 4)}
+                                       for a in record.caption.alternatives]
+            self.stream.write(json.dumps(obj, ensure_ascii=False) + "\n")
+        elif self.fmt == "csv":
+            self.csv.writerow([str(record.path), caption or "", record.error or ""])
+        else:
+            self.stream.write(f"{record.path}\t{caption if record.ok else 'ERROR: ' + record.error}\n")
+        self.stream.flush()
+
+
+def cmd_info(args) -> int:
+    from imgcap_desktop.core.bundle import read_bundle
+    from imgcap_desktop.core.paths import default_bundle_dir
+
+    bundle = read_bundle(args.bundle or default_bundle_dir())
+    m = bundle.manifest
+    print(f"name:          {m.name}")
+    if m.description:
+        print(f"description:   {m.description}")
+    print(f"folder:        {bundle.path}")
+    print(f"format:        {m.format} v{m.format_version}")
+    print(f"family:        {m.family} {json.dumps(m.family_config)}")
+    print(f"encoder:       {m.encoder} -> features {m.feature_shape}"
+          + ("" if m.encoder_weights else "  (weights not bundled)"))
+    print(f"vocabulary:    {bundle.vocabulary.size} entries, max length {m.max_length}, "
+          f"tokens {m.tokens['start']} / {m.tokens['end']}")
+    print(f"decoding:      {json.dumps(m.decoding)}")
+    for name, entry in m.files.items():
+        print(f"file:          {name}  {entry.get('size', '?')} bytes  sha256 {entry['sha256'][:16]}…")
+    for key, value in m.provenance.items():
+        print(f"provenance:    {key}: {json.dumps(value, ensure_ascii=False)}")
+    for key, value in m.metrics.items():
+        print(f"metric:        {key}: {value}")
+    print("checksums:     all files match")
+    return EXIT_OK
+
+
+def cmd_import_seed(args) -> int:
+    from imgcap_desktop.core.seed_import import import_seed
+
+    out = import_seed(args.models_dir, args.out, encoder_weights=args.encoder_weights)
+    print(f"imported {args.models_dir} -> {out}")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,212 @@
+"""Model bundles: a folder with ``manifest.json``, a JSON vocabulary and weight files.
+
+:func:`read_bundle` checks everything that can be checked without TensorFlow
+(format version, family, encoder, every file's presence, size and sha256, the
+vocabulary, and the shapes stored in each weights file) and fails with one
+sentence naming the file and the problem. Only then does the Captioner build
+anything.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from imgcap_desktop.core.encoders import ENCODERS, EncoderSpec
+from imgcap_desktop.core.errors import BundleError
+from imgcap_desktop.core.families import get_family, known_families
+from imgcap_desktop.core.vocab import Vocabulary
+
+FORMAT = "imgcap-bundle"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass
+class Manifest:
+    name: str
+    family: str
+    family_config: dict[str, Any]
+    encoder: str
+    feature_shape: list[int]
+    max_length: int
+    vocabulary: str
+    weights: str
+    encoder_weights: str | None = None
+    tokens: dict[str, str] = field(default_factory=lambda: {"start": "startseq", "end": "endseq"})
+    decoding: dict[str, Any] = field(default_factory=lambda: {"beam": 3, "length_penalty": 0.0})
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)
+    description: str = ""
+    provenance: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    format: str = FORMAT
+    format_version: int = FORMAT_VERSION
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": self.format, "format_version": self.format_version,
+            "name": self.name, "description": self.description,
+            "family": self.family, "family_config": self.family_config,
+            "encoder": {"name": self.encoder, "feature_shape": list(self.feature_shape),
+                        "weights": self.encoder_weights},
+            "max_length": self.max_length,
+            "vocabulary": self.vocabulary, "weights": self.weights,
+            "tokens": self.tokens, "decoding": self.decoding,
+            "files": self.files, "provenance": self.provenance, "metrics": self.metrics,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any, where: str) -> "Manifest":
+        def need(obj, key, kind, label=None):
+            label = label or key
+            if not isinstance(obj, dict) or key not in obj:
+                raise BundleError(f"{where}: the manifest has no '{label}' entry.")
+            value = obj[key]
+            if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+                raise BundleError(f"{where}: the manifest's '{label}' has the wrong type.")
+            return value
+
+        if need(data, "format", str) != FORMAT:
+            raise BundleError(f"{where}: not an imgcap model bundle (format is {data.get('format')!r}).")
+        version = need(data, "format_version", int)
+        if version != FORMAT_VERSION:
+            raise BundleError(f"{where}: bundle format version {version} is not supported by this version "
+                              f"of imgcap (it reads version {FORMAT_VERSION}).")
+        encoder = need(data, "encoder", dict)
+        return cls(
+            name=need(data, "name", str), description=data.get("description", "") or "",
+            family=need(data, "family", str), family_config=need(data, "family_config", dict),
+            encoder=need(encoder, "name", str, "encoder.name"),
+            feature_shape=need(encoder, "feature_shape", list, "encoder.feature_shape"),
+            encoder_weights=encoder.get("weights"),
+            max_length=need(data, "max_length", int),
+            vocabulary=need(data, "vocabulary", str), weights=need(data, "weights", str),
+            tokens=need(data, "tokens", dict), decoding=data.get("decoding") or {},
+            files=need(data, "files", dict), provenance=data.get("provenance") or {},
+            metrics=data.get("metrics") or {},
+        )
+
+
+@dataclass
+class Bundle:
+    """A validated bundle on disk."""
+
+    path: Path
+    manifest: Manifest
+    vocabulary: Vocabulary
+
+    @property
+    def encoder_spec(self) -> EncoderSpec:
+        return ENCODERS[self.manifest.encoder]
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+
+def _weights_shapes(path: Path) -> list[tuple[int, ...]]:
+    import h5py
+
+    shapes: list[tuple[int, ...]] = []
+    try:
+        with h5py.File(path, "r") as f:
+            f.visititems(lambda _, obj: shapes.append(tuple(obj.shape)) if isinstance(obj, h5py.Dataset) else None)
+    except OSError as exc:
+        raise BundleError(f"{path.name}: not a readable weights file ({exc}).") from None
+    return shapes
+
+
+def read_bundle(path: str | os.PathLike) -> Bundle:
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise BundleError(f"{root}: no model bundle there (not a folder).")
+    manifest_path = root / MANIFEST
+    if not manifest_path.is_file():
+        raise BundleError(f"{root.name}: the folder has no {MANIFEST}, so it is not a model bundle.")
+    try:
+        data = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleError(f"{MANIFEST} in {root.name}: not valid JSON ({exc}).") from None
+    where = f"{MANIFEST} in {root.name}"
+    manifest = Manifest.from_json(data, where)
+
+    if manifest.family not in known_families():
+        raise BundleError(f"{where}: unknown model family '{manifest.family}' "
+                          f"(this version knows {', '.join(known_families())}).")
+    family = get_family(manifest.family)
+    problem = family.check_config(manifest.family_config)
+    if problem:
+        raise BundleError(f"{where}: {problem}.")
+    spec = ENCODERS.get(manifest.encoder)
+    if spec is None:
+        raise BundleError(f"{where}: unknown image encoder '{manifest.encoder}' "
+                          f"(this version knows {', '.join(ENCODERS)}).")
+    if tuple(manifest.feature_shape) != spec.feature_shape:
+        raise BundleError(f"{where}: encoder {spec.name} gives features of shape {list(spec.feature_shape)}, "
+                          f"not {manifest.feature_shape}.")
+
+    needed = [manifest.vocabulary, manifest.weights] + ([manifest.encoder_weights] if manifest.encoder_weights else [])
+    for name in needed:
+        if name not in manifest.files:
+            raise BundleError(f"{where}: {name} is used but not listed under 'files' with its checksum.")
+    for name, entry in manifest.files.items():
+        if Path(name).is_absolute() or ".." in Path(name).parts:
+            raise BundleError(f"{where}: file name {name!r} points outside the bundle.")
+        file = root / name
+        if not file.is_file():
+            raise BundleError(f"{name} is missing from the bundle {root.name}.")
+        if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str):
+            raise BundleError(f"{where}: the entry for {name} has no sha256.")
+        size = entry.get("size")
+        if isinstance(size, int) and file.stat().st_size != size:
+            raise BundleError(f"{name} in {root.name} has {file.stat().st_size} bytes, the manifest says {size}: "
+                              f"the file was changed or truncated.")
+        if sha256_of(file) != entry["sha256"]:
+            raise BundleError(f"{name} in {root.name} does not match its sha256 in the manifest: "
+                              f"the file was changed or corrupted.")
+
+    vocabulary = Vocabulary.from_json(root / manifest.vocabulary)
+    size = manifest.family_config.get("vocab_size")
+    if size != vocabulary.size:
+        raise BundleError(f"{manifest.vocabulary} in {root.name} has {vocabulary.size} entries but the model "
+                          f"expects {size}.")
+    for role in ("start", "end"):
+        word = manifest.tokens.get(role)
+        if word is None or vocabulary.id_of(word) is None:
+            raise BundleError(f"{where}: the {role} token {word!r} is not in the vocabulary.")
+
+    mismatch = family.weight_spec(manifest.family_config).mismatch(_weights_shapes(root / manifest.weights))
+    if mismatch:
+        raise BundleError(f"{manifest.weights} in {root.name} does not fit a '{manifest.family}' model with this "
+                          f"configuration: {mismatch}.")
+    return Bundle(root, manifest, vocabulary)
+
+
+def write_manifest(bundle_dir: Path, manifest: Manifest) -> Path:
+    """Checksum every file the manifest uses and write ``manifest.json`` atomically."""
+    names = [manifest.vocabulary, manifest.weights] + ([manifest.encoder_weights] if manifest.encoder_weights else [])
+    names += [n for n in manifest.files if n not in names]
+    manifest.files = {}
+    for name in names:
+        file = bundle_dir / name
+        manifest.files[name] = {"sha256": sha256_of(file), "size": file.stat().st_size}
+    manifest.provenance.setdefault("created", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    text = json.dumps(manifest.to_json(), indent=2, ensure_ascii=False) + "\n"
+    fd, tmp = tempfile.mkstemp(dir=bundle_dir, prefix=".manifest.", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, bundle_dir / MANIFEST)
+    return bundle_dir / MANIFEST

@@ -1,0 +1,150 @@
+"""Greedy and beam-search decoding, written once against the step API.
+
+Greedy decoding reproduces the legacy seed procedure token for token: start from
+the start token, take the arg-max word, stop at the end token, at an index that
+has no word, or after ``max_length`` steps. Beam search keeps the ``k`` best
+hypotheses per image and retires a hypothesis (shrinking that image's beam) when
+it ends, so that ``k = 1`` is exactly greedy decoding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from imgcap_desktop.core.families.base import StepModel
+
+
+@dataclass
+class Hypothesis:
+    tokens: list[int]          # generated word ids, end token excluded
+    log_prob: float            # summed log-probabilities of every consumed prediction, end token included
+    steps: int                 # predictions made (len(tokens) + 1 if it ended)
+    attention: list[np.ndarray] = field(default_factory=list)
+
+    def score(self, length_penalty: float) -> float:
+        """Log-probability divided by steps**alpha (Wu et al. 2016 use a smoothed form; this plain one is enough here)."""
+        if length_penalty == 0.0:
+            return self.log_prob
+        return self.log_prob / max(self.steps, 1) ** length_penalty
+
+
+@dataclass(frozen=True)
+class Stops:
+    """Which ids end a caption: the end token and every id with no word."""
+
+    end_id: int
+    terminal: np.ndarray       # bool (vocab,), True for end_id and for ids without a word
+
+    @classmethod
+    def from_vocabulary(cls, vocab, size: int) -> "Stops":
+        terminal = np.ones(size, dtype=bool)
+        for idx in range(size):
+            if vocab.word_of(idx) is not None:
+                terminal[idx] = False
+        terminal[vocab.end_id] = True
+        return cls(vocab.end_id, terminal)
+
+
+def greedy(model: StepModel, features: np.ndarray, *, start_id: int, stops: Stops,
+           max_length: int, keep_attention: bool = False) -> list[Hypothesis]:
+    n = len(features)
+    context, state = model.begin(features)
+    hyps = [Hypothesis([], 0.0, 0) for _ in range(n)]
+    active = np.arange(n)                     # image index of every live row
+    tokens = np.full(n, start_id, dtype=np.int32)
+    for _ in range(max_length):
+        out = model.step(context, state, tokens)
+        best = out.log_probs.argmax(axis=1)
+        best_lp = out.log_probs[np.arange(len(active)), best]
+        done = stops.terminal[best]
+        for row, image in enumerate(active):
+            h = hyps[image]
+            h.log_prob += float(best_lp[row])
+            h.steps += 1
+            if keep_attention and out.attention is not None:
+                h.attention.append(out.attention[row])
+            if not done[row]:
+                h.tokens.append(int(best[row]))
+        keep = np.flatnonzero(~done)
+        if len(keep) == 0:
+            break
+        state = out.state
+        if len(keep) < len(active):
+            # Finished rows leave the batch so later steps cost only what is still running.
+            context = model.select(context, keep)
+            state = model.select(state, keep)
+        active = active[keep]
+        tokens = best[keep].astype(np.int32)
+    return hyps
+
+
+def beam_search(model: StepModel, features: np.ndarray, *, beam: int, start_id: int, stops: Stops,
+                max_length: int, length_penalty: float = 0.0,
+                keep_attention: bool = False) -> list[list[Hypothesis]]:
+    """The ``beam`` best hypotheses per image, best first, ranked by :meth:`Hypothesis.score`."""
+    if beam <= 1:
+        return [[h] for h in greedy(model, features, start_id=start_id, stops=stops,
+                                    max_length=max_length, keep_attention=keep_attention)]
+    n = len(features)
+    context, state = model.begin(features)
+    # One row per live hypothesis; at the start each image has a single row.
+    rows_image = np.arange(n)
+    live = [Hypothesis([], 0.0, 0) for _ in range(n)]
+    finished: list[list[Hypothesis]] = [[] for _ in range(n)]
+    room = np.full(n, beam)                   # beam slots not yet taken by a finished hypothesis
+    tokens = np.full(n, start_id, dtype=np.int32)
+    row_context = np.arange(n)                # which context row each live row reads
+    ctx_rows = context
+
+    for step_no in range(max_length):
+        out = model.step(ctx_rows, state, tokens)
+        last = step_no == max_length - 1
+        next_rows: list[int] = []
+        next_tokens: list[int] = []
+        next_live: list[Hypothesis] = []
+        next_image: list[int] = []
+        for image in range(n):
+            mine = np.flatnonzero(rows_image == image)
+            if len(mine) == 0 or room[image] <= 0:
+                continue
+            k = int(room[image])
+            totals = np.array([live[r].log_prob for r in mine], dtype=np.float64)[:, None] + out.log_probs[mine]
+            flat = totals.ravel()
+            top = np.argpartition(-flat, k - 1)[:k] if flat.size > k else np.arange(flat.size)
+            top = top[np.argsort(-flat[top], kind="stable")]
+            for idx in top:
+                r_local, word = divmod(int(idx), totals.shape[1])
+                parent = live[mine[r_local]]
+                child = Hypothesis(list(parent.tokens), float(flat[idx]), parent.steps + 1,
+                                   list(parent.attention))
+                if keep_attention and out.attention is not None:
+                    child.attention.append(out.attention[mine[r_local]])
+                if stops.terminal[word]:
+                    finished[image].append(child)
+                    room[image] -= 1
+                elif last:
+                    child.tokens.append(word)
+                    finished[image].append(child)
+                else:
+                    child.tokens.append(word)
+                    next_rows.append(int(mine[r_local]))
+                    next_tokens.append(word)
+                    next_live.append(child)
+                    next_image.append(image)
+        if not next_rows:
+            break
+        sel = np.asarray(next_rows)
+        state = model.select(out.state, sel)
+        row_context = row_context[sel]
+        ctx_rows = model.select(context, row_context)
+        rows_image = np.asarray(next_image)
+        live = next_live
+        tokens = np.asarray(next_tokens, dtype=np.int32)
+
+    ranked = []
+    for image in range(n):
+        hyps = sorted(finished[image], key=lambda h: h.score(length_penalty), reverse=True)
+        ranked.append(hyps[:beam])
+    return ranked

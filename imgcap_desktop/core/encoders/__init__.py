@@ -1,0 +1,104 @@
+"""Image encoders (CNN feature extractors), described without importing TensorFlow.
+
+A bundle names its encoder; the spec says how images are resized and what
+feature shape the decoder family receives, so manifests can be validated and
+images prepared before any graph is built.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from imgcap_desktop.core.errors import EncoderWeightsMissingError
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    name: str
+    title: str
+    input_size: int
+    resample: str                 # PIL filter used to resize the whole photo to input_size²
+    feature_shape: tuple[int, ...]
+    module: str                   # provides build(weights_path) -> Keras model and preprocess(batch)
+    weights_file: str             # conventional file name inside a bundle
+    keras_cache_names: tuple[str, ...] = ()  # where keras.applications would have cached the weights
+    how_to_get: str = ""
+
+
+ENCODERS: dict[str, EncoderSpec] = {
+    "densenet201": EncoderSpec(
+        name="densenet201",
+        title="DenseNet201 (ImageNet), global average pool",
+        input_size=224,
+        resample="nearest",  # keras.utils.load_img's default, which the seed app used
+        feature_shape=(1920,),
+        module="imgcap_desktop.core.encoders.densenet",
+        weights_file="encoder.weights.h5",
+        keras_cache_names=(
+            "densenet201_weights_tf_dim_ordering_tf_kernels_notop.h5",
+            "densenet201_weights_tf_dim_ordering_tf_kernels.h5",
+        ),
+        how_to_get=(
+            "download densenet201_weights_tf_dim_ordering_tf_kernels_notop.h5 (Keras applications) on a machine "
+            "with internet, then pass it with --encoder-weights FILE, or run "
+            "`imgcap import-seed MODELS_DIR --out BUNDLE --encoder-weights FILE` to store it inside the bundle"
+        ),
+    ),
+    "efficientnet_lite0": EncoderSpec(
+        name="efficientnet_lite0",
+        title="EfficientNet-Lite0 (ImageNet), 7×7×1280 grid",
+        input_size=224,
+        resample="bilinear",
+        feature_shape=(49, 1280),
+        module="imgcap_desktop.core.encoders.lite0",
+        weights_file="encoder_lite0.weights.h5",
+    ),
+}
+
+
+def find_weights(spec: EncoderSpec, bundle_dir: Path, declared: str | None,
+                 override: str | os.PathLike | None) -> Path:
+    """The weights file to use: an explicit override, the bundle's own, or Keras' download cache."""
+    if override:
+        path = Path(override).expanduser()
+        if not path.is_file():
+            raise EncoderWeightsMissingError(f"{path}: encoder weights file not found.")
+        return path
+    if declared:
+        return bundle_dir / declared
+    cache = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models"
+    for name in spec.keras_cache_names:
+        if (cache / name).is_file():
+            return cache / name
+    raise EncoderWeightsMissingError(
+        f"{bundle_dir.name}: this model needs {spec.title} weights, which are not in the bundle and cannot be "
+        f"downloaded here: {spec.how_to_get}.")
+
+
+class Encoder:
+    """A built encoder: float RGB 0..255 batches in, feature arrays out."""
+
+    def __init__(self, spec: EncoderSpec, weights_path: Path):
+        import tensorflow as tf
+
+        module = importlib.import_module(spec.module)
+        self.spec = spec
+        self._preprocess = module.preprocess
+        model = module.build(weights_path)
+        shape = spec.feature_shape
+
+        @tf.function(reduce_retracing=True)
+        def run(batch):
+            out = model(batch, training=False)
+            return tf.reshape(out, (-1, *shape))
+
+        self._run = run
+        self.model = model
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        return self._run(self._preprocess(np.asarray(batch, dtype=np.float32))).numpy()

@@ -1,0 +1,567 @@
+"""Turn user files into RGB pixels, safely.
+
+Everything that reads an image goes through :func:`load_rgb` (or
+:func:`thumbnail`), so every caller gets the same answers for the awkward cases:
+16-bit and float scans, CMYK JPEGs, transparent PNGs, rotated phone photos,
+truncated downloads, decompression bombs, FIFOs and symlink loops. Bad input never
+escapes as anything but an :class:`~imgcap_desktop.core.errors.ImageLoadError`
+subclass whose message names the file, so a batch can report one line per file
+and carry on.
+
+No Qt and no TensorFlow here: the GUI, the CLI and training all share this module.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import stat
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError, features
+
+from imgcap_desktop.core.errors import (
+    CorruptImageError,
+    ImageLoadError,
+    ImageTooLargeError,
+    NotAnImageError,
+    UnreadableFileError,
+)
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "IMAGE_EXTENSIONS",
+    "RESAMPLE_FILTERS",
+    "CollectedFiles",
+    "collect_images",
+    "load_rgb",
+    "open_for_model",
+    "thumbnail",
+]
+
+# --- formats ----------------------------------------------------------------
+
+# A fixed table rather than Image.registered_extensions(): the registry also lists
+# save-only formats (PDF), stubs that need a handler (HDF5, GRIB, BUFR), EPS (which
+# shells out to Ghostscript, a long history of RCEs on untrusted files) and whatever
+# third-party plugins happened to be imported first, so folder scans would depend on
+# import order. Optional codecs are included only when this Pillow build has them.
+_FORMAT_TABLE: dict[str, tuple[tuple[str, ...], str | None]] = {
+    # Pillow format id: (suffixes, feature this build must have or None)
+    "JPEG": ((".jpg", ".jpeg", ".jpe", ".jfif"), None),  # also opens .mpo content
+    "PNG": ((".png", ".apng"), None),
+    "GIF": ((".gif",), None),
+    "BMP": ((".bmp",), None),
+    "DIB": ((".dib",), None),
+    "WEBP": ((".webp",), "webp"),
+    "TIFF": ((".tif", ".tiff"), None),
+    "PPM": ((".ppm", ".pgm", ".pbm", ".pnm", ".pfm"), None),
+    "ICO": ((".ico",), None),
+    "ICNS": ((".icns",), None),
+    "TGA": ((".tga",), None),
+    "PCX": ((".pcx",), None),
+    "SGI": ((".sgi", ".rgb", ".rgba", ".bw"), None),
+    "QOI": ((".qoi",), None),
+    "DDS": ((".dds",), None),
+    "PSD": ((".psd",), None),
+    "JPEG2000": ((".jp2", ".j2k", ".jpx", ".jpf", ".j2c", ".jpc"), "jpg_2000"),
+    "AVIF": ((".avif", ".avifs"), "avif"),
+}
+
+
+def _available_formats() -> dict[str, tuple[str, ...]]:
+    Image.init()
+    available: dict[str, tuple[str, ...]] = {}
+    for fmt, (suffixes, feature) in _FORMAT_TABLE.items():
+        if fmt not in Image.OPEN:
+            continue
+        if feature is not None and not features.check(feature):
+            continue
+        available[fmt] = suffixes
+    # MPO files (multi-picture JPEGs from phones and 3D cameras) are opened by the
+    # JPEG plugin, so "JPEG" covers them; only the suffix needs listing.
+    if "JPEG" in available:
+        available["JPEG"] = available["JPEG"] + (".mpo",)
+    return available
+
+
+_AVAILABLE = _available_formats()
+
+IMAGE_EXTENSIONS: frozenset[str] = frozenset(s for suffixes in _AVAILABLE.values() for s in suffixes)
+
+# Image.open tries only these, whatever the file is called: content decides the
+# format, and a renamed EPS or a stub format is still refused as "not an image".
+_OPEN_FORMATS: tuple[str, ...] = tuple(sorted(_AVAILABLE))
+
+# 120 megapixels. Large enough for the biggest photos people actually caption
+# (100-MP medium format such as Fujifilm GFX100, 11648 x 8736 = 102 MP; 61-MP full
+# frame; stitched panoramas of that order), small enough that one decode stays
+# under about 1 GB (4 bytes/pixel while decoding with alpha + 3 bytes/pixel RGB).
+# It sits below Pillow's own hard limit (2 x Image.MAX_IMAGE_PIXELS, about
+# 179 MP) so that this number, not Pillow's, decides; between Pillow's warning
+# threshold (about 89 MP) and this limit Pillow may emit a DecompressionBombWarning,
+# which is harmless unless warnings are turned into errors.
+DEFAULT_MAX_PIXELS: int = 120_000_000
+
+RESAMPLE_FILTERS: dict[str, Image.Resampling] = {
+    "nearest": Image.Resampling.NEAREST,
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+}
+
+_WHITE = (255, 255, 255)
+_ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
+
+
+# --- opening files ----------------------------------------------------------
+
+
+def _os_error_detail(exc: OSError) -> str:
+    code = exc.errno
+    if code in (errno.ENOENT, errno.ENOTDIR):
+        return "no such file"
+    if code == errno.ELOOP:
+        return "symbolic link loop"
+    if code in (errno.EACCES, errno.EPERM):
+        return "permission denied"
+    if code == errno.EISDIR:
+        return "it is a folder"
+    return exc.strerror or type(exc).__name__
+
+
+def _refuse_non_regular(path: Path, mode: int) -> None:
+    if stat.S_ISREG(mode):
+        return
+    if stat.S_ISDIR(mode):
+        raise UnreadableFileError(path, "it is a folder")
+    # FIFOs, sockets and devices: reading one can block forever or have side effects.
+    raise UnreadableFileError(path, "not a regular file")
+
+
+@contextmanager
+def _open_regular_file(path: Path) -> Iterator[BinaryIO]:
+    try:
+        # stat before open: opening some devices has side effects (tape rewind,
+        # modem hang-up), so non-regular files are refused without being opened.
+        _refuse_non_regular(path, os.stat(path).st_mode)
+        # O_NONBLOCK: if the path was swapped for a FIFO after the stat, open()
+        # returns at once instead of waiting for a writer; fstat then refuses it.
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise UnreadableFileError(path, _os_error_detail(exc)) from exc
+    try:
+        _refuse_non_regular(path, os.fstat(fd).st_mode)
+        handle = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    with handle:
+        yield handle
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+_BOMB_DETAIL = "its size is above Pillow's decompression-bomb limit"
+
+
+def _too_large_detail(width: int, height: int, max_pixels: int) -> str:
+    return f"{width} x {height} pixels, the limit is {max_pixels:,} pixels"
+
+
+# Pillow treats a parse error in a plugin's header code as "not this format" and
+# moves on, so a PNG with a damaged chunk ends as UnidentifiedImageError, the same
+# as a text file. A recognisable signature turns that back into "corrupt".
+_SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
+    (0, b"\x89PNG\r\n\x1a\n", "PNG"),
+    (0, b"\xff\xd8\xff", "JPEG"),
+    (0, b"GIF87a", "GIF"),
+    (0, b"GIF89a", "GIF"),
+    (0, b"II*\x00", "TIFF"),
+    (0, b"MM\x00*", "TIFF"),
+    (8, b"WEBP", "WebP"),
+)
+
+
+def _unidentified(handle: BinaryIO, path: Path) -> ImageLoadError:
+    try:
+        handle.seek(0)
+        head = handle.read(16)
+    except (OSError, ValueError):
+        return NotAnImageError(path)
+    if not head:
+        return NotAnImageError(path, "the file is empty")
+    for offset, magic, name in _SIGNATURES:
+        if head[offset : offset + len(magic)] == magic:
+            return CorruptImageError(path, f"it starts like a {name} file but its header is damaged")
+    return NotAnImageError(path)
+
+
+def _identify(handle: BinaryIO, path: Path, max_pixels: int | None) -> Image.Image:
+    try:
+        im = Image.open(handle, formats=_OPEN_FORMATS)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        # Pillow's own text talks of a "DOS attack"; users need the size fact only.
+        raise ImageTooLargeError(path, _BOMB_DETAIL) from exc
+    except UnidentifiedImageError as exc:
+        raise _unidentified(handle, path) from exc
+    except MemoryError as exc:
+        raise ImageTooLargeError(path, "not enough memory to open it") from exc
+    except OSError as exc:
+        if exc.errno is not None:  # a real I/O error, not a Pillow parse error
+            raise UnreadableFileError(path, _os_error_detail(exc)) from exc
+        raise CorruptImageError(path, _short(exc)) from exc
+    except Exception as exc:  # plugins raise ValueError, SyntaxError, struct.error, ...
+        raise CorruptImageError(path, _short(exc)) from exc
+    width, height = im.size
+    if width <= 0 or height <= 0:
+        raise CorruptImageError(path, f"it claims a size of {width} x {height} pixels")
+    # Checked on the header's size, before a single pixel is decoded.
+    if max_pixels is not None and width * height > max_pixels:
+        raise ImageTooLargeError(path, _too_large_detail(width, height, max_pixels))
+    return im
+
+
+def _decode(im: Image.Image, path: Path) -> None:
+    try:
+        im.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        # Pillow's own text talks of a "DOS attack"; users need the size fact only.
+        raise ImageTooLargeError(path, _BOMB_DETAIL) from exc
+    except MemoryError as exc:
+        raise ImageTooLargeError(path, "not enough memory to decode it") from exc
+    except OSError as exc:
+        if exc.errno is not None:
+            raise UnreadableFileError(path, _os_error_detail(exc)) from exc
+        raise CorruptImageError(path, _short(exc)) from exc
+    except Exception as exc:
+        raise CorruptImageError(path, _short(exc)) from exc
+
+
+def _apply_orientation(im: Image.Image) -> None:
+    try:
+        # In place: the copy exif_transpose otherwise returns for every unrotated
+        # image would double peak memory for nothing.
+        ImageOps.exif_transpose(im, in_place=True)
+    except Exception:
+        # Malformed EXIF must not cost the user the whole image: an unrotated
+        # caption beats an error record.
+        pass
+
+
+# --- pixel modes --------------------------------------------------------------
+
+
+def _transparent_mask(arr: np.ndarray, info: dict) -> np.ndarray | None:
+    value = info.get("transparency")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return arr == value
+    return None
+
+
+def _grey_to_rgb(grey: np.ndarray, transparent: np.ndarray | None) -> Image.Image:
+    if transparent is not None and transparent.any():
+        grey = grey.copy()
+        grey[transparent] = 255
+    return Image.fromarray(grey, "L").convert("RGB")
+
+
+def _scale_uint16(arr: np.ndarray) -> np.ndarray:
+    # x * 255 / 65535 rounded, so 0 -> 0, 32768 -> 128, 65535 -> 255. Pillow's own
+    # I;16 -> L conversion clips instead, turning every value above 255 white.
+    return ((arr.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+
+
+def _stretch(arr: np.ndarray) -> np.ndarray:
+    lo, hi = float(arr.min()), float(arr.max())
+    if hi <= lo:
+        return np.zeros(arr.shape, np.uint8)
+    scaled = (arr.astype(np.float64) - lo) * (255.0 / (hi - lo))
+    return np.rint(scaled).astype(np.uint8)
+
+
+def _int_to_rgb(im: Image.Image) -> Image.Image:
+    arr = np.asarray(im)
+    mask = _transparent_mask(arr, im.info)
+    if im.mode.startswith("I;16"):
+        return _grey_to_rgb(_scale_uint16(arr), mask)
+    # Mode "I" carries no bit depth, so guess it from the values: 8-bit data as is,
+    # 16-bit data (TIFF and older Pillow PNGs) like I;16, anything else stretched.
+    lo, hi = int(arr.min()), int(arr.max())
+    if lo >= 0 and hi <= 255:
+        grey = arr.astype(np.uint8)
+    elif lo >= 0 and hi <= 65535:
+        grey = _scale_uint16(arr)
+    else:
+        grey = _stretch(arr)
+    return _grey_to_rgb(grey, mask)
+
+
+def _float_to_rgb(im: Image.Image) -> Image.Image:
+    arr = np.asarray(im, dtype=np.float32)
+    finite = np.isfinite(arr)
+    if not finite.all():
+        fill = float(arr[finite].min()) if finite.any() else 0.0
+        arr = np.where(finite, arr, fill)
+    lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
+    # Float images are usually normalised 0..1 (PFM, scientific TIFF); some hold
+    # 0..255; anything else (HDR radiance, depth maps) has no fixed scale, so its
+    # own range is stretched. Pillow's F -> L conversion truncates 0.5 to 0.
+    if lo >= 0.0 and hi <= 1.0:
+        grey = np.rint(arr * 255.0).astype(np.uint8)
+    elif lo >= 0.0 and hi <= 255.0:
+        grey = np.rint(arr).astype(np.uint8)
+    else:
+        grey = _stretch(arr)
+    return _grey_to_rgb(grey, None)
+
+
+def _flatten_on_white(im: Image.Image) -> Image.Image:
+    rgba = im if im.mode == "RGBA" else None
+    if rgba is None:
+        try:
+            rgba = im.convert("RGBA")
+        except ValueError:
+            # Premultiplied "La" has no direct RGBA conversion.
+            rgba = im.convert("LA").convert("RGBA")
+    background = Image.new("RGB", rgba.size, _WHITE)
+    # The RGB of fully transparent pixels is often black; pasting through the alpha
+    # channel hides it instead of showing it, which is what any viewer does.
+    background.paste(rgba, mask=rgba.getchannel("A"))
+    return background
+
+
+def _to_rgb(im: Image.Image, path: Path) -> Image.Image:
+    mode = im.mode
+    try:
+        if mode == "RGB" and "transparency" not in im.info:
+            return im
+        if mode.startswith("I"):
+            return _int_to_rgb(im)
+        if mode == "F":
+            return _float_to_rgb(im)
+        if mode in _ALPHA_MODES or im.has_transparency_data:
+            return _flatten_on_white(im)
+        # "1", "L", "P", "CMYK", "YCbCr", "LAB", "HSV", ...
+        return im.convert("RGB")
+    except MemoryError as exc:
+        raise ImageTooLargeError(path, "not enough memory to convert it") from exc
+    except (ValueError, KeyError) as exc:
+        raise NotAnImageError(path, f"pixel mode {mode} cannot be converted to RGB") from exc
+    except Exception as exc:
+        raise CorruptImageError(path, _short(exc)) from exc
+
+
+def _read_rgb(
+    path: str | os.PathLike[str],
+    max_pixels: int | None,
+    draft_size: tuple[int, int] | None = None,
+) -> Image.Image:
+    path = Path(os.fspath(path))
+    with _open_regular_file(path) as handle:
+        im = _identify(handle, path, max_pixels)
+        if draft_size is not None:
+            try:
+                # JPEG only (others ignore it): lets libjpeg decode at 1/2..1/8 scale,
+                # still at least draft_size, so thumbnails of big photos are cheap.
+                im.draft("RGB", draft_size)
+            except Exception:
+                pass  # a full-size decode is slower but still correct
+        _decode(im, path)
+        _apply_orientation(im)
+        return _to_rgb(im, path)
+
+
+# --- public API ---------------------------------------------------------------
+
+
+def load_rgb(path: str | os.PathLike[str], *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Open any image Pillow reads and return it fully decoded as 8-bit RGB.
+
+    The first frame of an animation is used; the EXIF orientation is applied;
+    transparency is flattened onto white; 16-bit and float images are scaled to
+    0..255 rather than clipped. ``max_pixels=None`` leaves only Pillow's own limit.
+
+    Raises :class:`UnreadableFileError`, :class:`NotAnImageError`,
+    :class:`CorruptImageError` or :class:`ImageTooLargeError`, and nothing else
+    for bad input.
+    """
+    return _read_rgb(path, max_pixels)
+
+
+def open_for_model(
+    path: str | os.PathLike[str],
+    size: int,
+    *,
+    resample: str = "nearest",
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+) -> np.ndarray:
+    """Return the image squashed (not cropped) to ``size x size`` as float32 0..255.
+
+    The default ``"nearest"`` reproduces ``keras.utils.load_img(target_size=...)``,
+    which is what the legacy seed model's features were extracted with.
+    """
+    if size < 1:
+        raise ValueError(f"size must be a positive number of pixels, not {size}")
+    try:
+        resample_filter = RESAMPLE_FILTERS[resample]
+    except KeyError:
+        raise ValueError(
+            f"unknown resample filter {resample!r}; use one of {', '.join(RESAMPLE_FILTERS)}"
+        ) from None
+    im = load_rgb(path, max_pixels=max_pixels)
+    if im.size != (size, size):
+        try:
+            im = im.resize((size, size), resample_filter)
+        except MemoryError as exc:
+            raise ImageTooLargeError(Path(os.fspath(path)), "not enough memory to resize it") from exc
+    return np.asarray(im, dtype=np.float32)
+
+
+def thumbnail(
+    path: str | os.PathLike[str],
+    max_side: int,
+    *,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+) -> Image.Image:
+    """Return an RGB preview no larger than ``max_side`` on either side.
+
+    Same orientation, transparency and error rules as :func:`load_rgb`; never
+    enlarges a small image.
+    """
+    if max_side < 1:
+        raise ValueError(f"max_side must be a positive number of pixels, not {max_side}")
+    im = _read_rgb(path, max_pixels, draft_size=(max_side, max_side))
+    if im.width > max_side or im.height > max_side:
+        try:
+            im.thumbnail((max_side, max_side), Image.Resampling.BICUBIC)
+        except MemoryError as exc:
+            raise ImageTooLargeError(Path(os.fspath(path)), "not enough memory to resize it") from exc
+    return im
+
+
+# --- finding images -------------------------------------------------------------
+
+
+@dataclass
+class CollectedFiles:
+    """What :func:`collect_images` found.
+
+    ``images`` holds every image file found in folders plus every path named
+    explicitly (even a missing one, so the caller reports it); ``skipped`` holds
+    the non-image files found in folders; ``unreadable_folders`` holds folders that
+    could not be listed (permission denied, vanished while walking).
+    """
+
+    images: list[Path] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
+    unreadable_folders: list[Path] = field(default_factory=list)
+
+
+_DIGITS = re.compile(r"(\d+)")
+
+
+def _natural_key(name: str) -> tuple:
+    # "img2" before "img10", case-insensitive; the raw name breaks ties so the
+    # order never depends on the order the file system lists entries in.
+    parts = _DIGITS.split(name.casefold())
+    return (tuple(int(p) if i % 2 else p for i, p in enumerate(parts)), name)
+
+
+def _identity(path: Path) -> str:
+    try:
+        return os.path.normcase(os.path.realpath(path))
+    except (OSError, ValueError, RuntimeError):
+        return os.path.normcase(os.path.abspath(path))
+
+
+def _is_image_name(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def collect_images(paths: Iterable[str | os.PathLike[str]]) -> CollectedFiles:
+    """Expand files and folders into the list of images to caption.
+
+    Folders are walked recursively, depth first: a folder's files in natural order,
+    then its sub-folders in natural order. Names starting with ``.`` are ignored
+    inside folders. Symlinked folders are followed but each real folder is walked
+    once, so symlink loops end. Nothing is opened or read, only listed.
+    """
+    result = CollectedFiles()
+    seen_images: set[str] = set()
+    seen_skipped: dict[str, Path] = {}
+    visited_dirs: set[tuple[int, int]] = set()
+
+    def keep_image(path: Path, *, explicit: bool) -> None:
+        key = _identity(path)
+        if key in seen_images:
+            return
+        if key in seen_skipped:
+            if not explicit:
+                return
+            # Found in a folder first, named by the user later: the explicit
+            # request wins, so the caller reports it rather than counting it.
+            result.skipped.remove(seen_skipped.pop(key))
+        seen_images.add(key)
+        result.images.append(path)
+
+    def keep_skipped(path: Path) -> None:
+        key = _identity(path)
+        if key not in seen_images and key not in seen_skipped:
+            seen_skipped[key] = path
+            result.skipped.append(path)
+
+    def walk(root: Path) -> None:
+        stack = [root]
+        while stack:
+            folder = stack.pop()
+            try:
+                info = os.stat(folder)
+                dir_id = (info.st_dev, info.st_ino)
+                if dir_id in visited_dirs:
+                    continue
+                visited_dirs.add(dir_id)
+                with os.scandir(folder) as it:
+                    entries = [e for e in it if not e.name.startswith(".")]
+            except OSError:
+                result.unreadable_folders.append(folder)
+                continue
+            files: list[str] = []
+            subdirs: list[str] = []
+            for entry in entries:
+                try:
+                    # Follows symlinks; a link loop or dangling link is "not a dir".
+                    is_dir = entry.is_dir()
+                except OSError:
+                    is_dir = False
+                (subdirs if is_dir else files).append(entry.name)
+            for name in sorted(files, key=_natural_key):
+                path = folder / name
+                if _is_image_name(path):
+                    keep_image(path, explicit=False)
+                else:
+                    keep_skipped(path)
+            stack.extend(folder / name for name in sorted(subdirs, key=_natural_key, reverse=True))
+
+    for raw in paths:
+        path = Path(os.fspath(raw))
+        try:
+            path = path.expanduser()
+        except RuntimeError:
+            pass  # no home directory to expand "~" to: keep the name as typed
+        if os.path.isdir(path):
+            walk(path)
+        else:
+            # Named explicitly: kept whatever it is (missing, FIFO, text file, link
+            # loop) so the caller turns it into one error record the user can see.
+            keep_image(path, explicit=True)
+    return result

@@ -1,0 +1,40 @@
+"""What the engine hands back: plain, picklable data with no TensorFlow inside."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Alternative:
+    text: str
+    log_prob: float  # sum of the word log-probabilities, end token included
+
+
+@dataclass(frozen=True)
+class Caption:
+    text: str
+    # Length-normalised log-probability (mean per emitted token): comparable across lengths.
+    score: float
+    # Beam search's k best, best first (the first one is `text`); one entry for greedy decoding.
+    alternatives: tuple[Alternative, ...] = ()
+    # (words, grid cells) attention weights for families that attend over a feature grid.
+    attention: np.ndarray | None = field(default=None, compare=False, repr=False)
+    # Seconds spent per stage for the batch this caption came from, divided by its size.
+    timings: dict[str, float] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class CaptionResult:
+    """One record per input: either a caption or a one-sentence error."""
+
+    path: Path | None
+    caption: Caption | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.caption is not None
