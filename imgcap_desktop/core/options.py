@@ -46,7 +46,7 @@ class Option:
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option("beam", int, 3, "beam width; 1 is greedy decoding", cli=True, minimum=1, maximum=10),
+    Option("beam", int, 0, "beam width; 1 is greedy, 0 uses the model's recommended width", cli=True, minimum=0, maximum=10),
     Option("max_length", int, 0, "longest caption in tokens; 0 uses the model's own limit", cli=True, minimum=0, maximum=200),
     Option("batch_size", int, 8, "photos encoded together", cli=True, minimum=1, maximum=256),
     Option("model_path", str, "", "model bundle or seed folder; empty for the default model"),
