@@ -58,7 +58,9 @@ class Captioner:
         self.encoder = encoder
         self.spec = encoder.spec
         self.load_seconds = load_seconds
-        self._stops = decoding.Stops.from_vocabulary(self.vocab, step_model.vocab_size)
+        self._stops = decoding.Stops.from_vocabulary(
+            self.vocab, step_model.vocab_size,
+            suppress_unknown=bool(self.manifest.decoding.get("suppress_unknown", False)))
         self._start_id = self.vocab.id_of(self.manifest.tokens["start"])
 
     @classmethod

@@ -36,15 +36,27 @@ class Stops:
 
     end_id: int
     terminal: np.ndarray       # bool (vocab,), True for end_id and for ids without a word
+    banned: np.ndarray | None = None  # ids never chosen (e.g. the unknown-word token); None for seed fidelity
 
     @classmethod
-    def from_vocabulary(cls, vocab, size: int) -> "Stops":
+    def from_vocabulary(cls, vocab, size: int, *, suppress_unknown: bool = False) -> "Stops":
         terminal = np.ones(size, dtype=bool)
         for idx in range(size):
             if vocab.word_of(idx) is not None:
                 terminal[idx] = False
         terminal[vocab.end_id] = True
-        return cls(vocab.end_id, terminal)
+        banned = None
+        if suppress_unknown:
+            # Models we train never learn to emit padding or the start token, and "<unk>" is no caption word.
+            banned = np.array([i for i in (0, vocab.start_id, vocab.unknown_id) if i is not None and i < size])
+        return cls(vocab.end_id, terminal, banned)
+
+    def apply(self, log_probs: np.ndarray) -> np.ndarray:
+        if self.banned is None or len(self.banned) == 0:
+            return log_probs
+        log_probs = np.array(log_probs, copy=True)
+        log_probs[:, self.banned] = -np.inf
+        return log_probs
 
 
 def greedy(model: StepModel, features: np.ndarray, *, start_id: int, stops: Stops,
@@ -56,8 +68,9 @@ def greedy(model: StepModel, features: np.ndarray, *, start_id: int, stops: Stop
     tokens = np.full(n, start_id, dtype=np.int32)
     for _ in range(max_length):
         out = model.step(context, state, tokens)
-        best = out.log_probs.argmax(axis=1)
-        best_lp = out.log_probs[np.arange(len(active)), best]
+        log_probs = stops.apply(out.log_probs)
+        best = log_probs.argmax(axis=1)
+        best_lp = log_probs[np.arange(len(active)), best]
         done = stops.terminal[best]
         for row, image in enumerate(active):
             h = hyps[image]
@@ -100,6 +113,7 @@ def beam_search(model: StepModel, features: np.ndarray, *, beam: int, start_id: 
 
     for step_no in range(max_length):
         out = model.step(ctx_rows, state, tokens)
+        log_probs = stops.apply(out.log_probs)
         last = step_no == max_length - 1
         next_rows: list[int] = []
         next_tokens: list[int] = []
@@ -110,7 +124,7 @@ def beam_search(model: StepModel, features: np.ndarray, *, beam: int, start_id: 
             if len(mine) == 0 or room[image] <= 0:
                 continue
             k = int(room[image])
-            totals = np.array([live[r].log_prob for r in mine], dtype=np.float64)[:, None] + out.log_probs[mine]
+            totals = np.array([live[r].log_prob for r in mine], dtype=np.float64)[:, None] + log_probs[mine]
             flat = totals.ravel()
             top = np.argpartition(-flat, k - 1)[:k] if flat.size > k else np.arange(flat.size)
             top = top[np.argsort(-flat[top], kind="stable")]

@@ -1,0 +1,178 @@
+"""Show-Attend-Tell style decoder: soft attention over the encoder's feature grid.
+
+The LSTM keeps its state between steps, so a step costs the same at word 20 as
+at word 1 (the seed topology re-reads its whole 74-token prefix every step).
+Training (teacher forcing) and inference call the very same :meth:`AttendDecoder.step`,
+so what was trained is exactly what decodes.
+"""
+
+from __future__ import annotations
+
+from imgcap_desktop.core.families.base import Family, StepModel, StepOutput, WeightSpec
+
+DEFAULTS = {
+    "embed_dim": 256,      # word embedding
+    "feature_dim": 1280,   # channels of the encoder grid
+    "grid_cells": 49,      # 7×7 at 224 px
+    "proj_dim": 512,       # annotation vectors the decoder attends over
+    "attention_dim": 256,
+    "units": 512,          # LSTM state
+    "output_dim": 512,     # deep-output layer before the vocabulary
+    "dropout": 0.5,
+}
+
+
+def full_config(config: dict) -> dict:
+    merged = dict(DEFAULTS)
+    merged.update(config)
+    return merged
+
+
+def weight_shapes(config: dict) -> list[tuple[int, ...]]:
+    c = full_config(config)
+    v, e, f, d, a, h, o = (c["vocab_size"], c["embed_dim"], c["feature_dim"], c["proj_dim"],
+                           c["attention_dim"], c["units"], c["output_dim"])
+    return [
+        (f, d), (d,),              # enc_proj
+        (d, a), (a,),              # att_keys
+        (h, a), (a,),              # att_query
+        (a, 1), (1,),              # att_score
+        (d, h), (h,),              # init_h
+        (d, h), (h,),              # init_c
+        (h, d), (d,),              # gate
+        (v, e),                    # embedding
+        (e + d, 4 * h), (h, 4 * h), (4 * h,),   # lstm cell
+        (h + d + e, o), (o,),      # out_hidden
+        (o, v), (v,),              # out_logits
+    ]
+
+
+def build_decoder(config: dict):
+    """The decoder as a Keras model object holding every layer (no functional graph: we step it)."""
+    import keras
+    import tensorflow as tf
+    from keras import layers
+
+    c = full_config(config)
+
+    class AttendDecoder(keras.Model):
+        def __init__(self):
+            super().__init__(name="attend_decoder")
+            self.enc_proj = layers.Dense(c["proj_dim"], activation="relu", name="enc_proj")
+            self.att_keys = layers.Dense(c["attention_dim"], name="att_keys")
+            self.att_query = layers.Dense(c["attention_dim"], name="att_query")
+            self.att_score = layers.Dense(1, name="att_score")
+            self.init_h = layers.Dense(c["units"], activation="tanh", name="init_h")
+            self.init_c = layers.Dense(c["units"], activation="tanh", name="init_c")
+            self.gate = layers.Dense(c["proj_dim"], activation="sigmoid", name="gate")
+            self.embedding = layers.Embedding(c["vocab_size"], c["embed_dim"], name="embedding")
+            self.cell = layers.LSTMCell(c["units"], name="lstm")
+            self.out_hidden = layers.Dense(c["output_dim"], activation="tanh", name="out_hidden")
+            self.out_logits = layers.Dense(c["vocab_size"], name="out_logits")
+            self.feature_dropout = layers.Dropout(c["dropout"] * 0.5)
+            self.embed_dropout = layers.Dropout(c["dropout"] * 0.5)
+            self.out_dropout = layers.Dropout(c["dropout"])
+
+        def begin(self, features, training=False):
+            """features (B, cells, F) -> context (annotations, keys) and state (h, c)."""
+            annotations = self.enc_proj(self.feature_dropout(features, training=training))
+            keys = self.att_keys(annotations)
+            mean = tf.reduce_mean(annotations, axis=1)
+            return (annotations, keys), (self.init_h(mean), self.init_c(mean))
+
+        def step(self, annotations, keys, h, c_state, tokens, training=False):
+            scores = self.att_score(tf.tanh(keys + self.att_query(h)[:, None, :]))[..., 0]
+            alpha = tf.nn.softmax(scores, axis=-1)
+            context = tf.reduce_sum(alpha[..., None] * annotations, axis=1) * self.gate(h)
+            embedded = self.embed_dropout(self.embedding(tokens), training=training)
+            h_new, (h_new, c_new) = self.cell(tf.concat([embedded, context], -1), [h, c_state], training=training)
+            hidden = self.out_hidden(tf.concat([h_new, context, embedded], -1))
+            logits = self.out_logits(self.out_dropout(hidden, training=training))
+            return logits, h_new, c_new, alpha
+
+        def call(self, inputs, training=False):
+            """Teacher forcing over whole captions: inputs (features, tokens[:, :-1]) -> logits, alphas."""
+            features, tokens = inputs
+            (annotations, keys), (h, c_state) = self.begin(features, training=training)
+            logits, alphas = [], []
+            for t in range(tokens.shape[1]):
+                step_logits, h, c_state, alpha = self.step(annotations, keys, h, c_state, tokens[:, t], training)
+                logits.append(step_logits)
+                alphas.append(alpha)
+            return tf.stack(logits, axis=1), tf.stack(alphas, axis=1)
+
+    model = AttendDecoder()
+    # Build every layer with one dummy call so weights exist before loading.
+    model((tf.zeros((1, c["grid_cells"], c["feature_dim"])), tf.zeros((1, 1), tf.int32)))
+    return model
+
+
+class AttendStepModel(StepModel):
+    def __init__(self, decoder, max_length: int):
+        import tensorflow as tf
+
+        self.decoder = decoder
+        self.vocab_size = int(decoder.out_logits.units)
+        self.max_length = max_length
+        self._tf = tf
+
+        @tf.function(reduce_retracing=True)
+        def begin(features):
+            return decoder.begin(features)
+
+        @tf.function(reduce_retracing=True)
+        def step(annotations, keys, h, c_state, tokens):
+            logits, h, c_state, alpha = decoder.step(annotations, keys, h, c_state, tokens)
+            return tf.nn.log_softmax(logits), h, c_state, alpha
+
+        self._begin, self._step = begin, step
+
+    def begin(self, features):
+        tf = self._tf
+        return self._begin(tf.convert_to_tensor(features, tf.float32))
+
+    def step(self, context, state, tokens):
+        tf = self._tf
+        annotations, keys = context
+        h, c_state = state
+        log_probs, h, c_state, alpha = self._step(annotations, keys, h, c_state,
+                                                  tf.convert_to_tensor(tokens, tf.int32))
+        return StepOutput(log_probs.numpy(), (h, c_state), alpha.numpy())
+
+    def select(self, arrays, rows):
+        tf = self._tf
+        import numpy as np
+
+        idx = tf.constant(np.asarray(rows, dtype=np.int32))
+        return tuple(tf.gather(a, idx) for a in arrays)
+
+
+class AttendFamily(Family):
+    name = "attend"
+
+    @classmethod
+    def check_config(cls, config):
+        for key in ("vocab_size", "max_length"):
+            if not isinstance(config.get(key), int) or config[key] <= 0:
+                return f"family_config.{key} must be a positive integer"
+        for key in DEFAULTS:
+            if key in config and not isinstance(config[key], (int, float)):
+                return f"family_config.{key} must be a number"
+        return None
+
+    @classmethod
+    def weight_spec(cls, config):
+        return WeightSpec(tuple(weight_shapes(config)))
+
+    @classmethod
+    def build(cls, config):
+        return build_decoder(config)
+
+    @classmethod
+    def load_step_model(cls, config, weights_path):
+        decoder = build_decoder(config)
+        decoder.load_weights(str(weights_path))
+        return AttendStepModel(decoder, config["max_length"])
+
+
+FAMILY = AttendFamily

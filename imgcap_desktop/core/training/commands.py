@@ -1,0 +1,120 @@
+"""``imgcap train`` and ``imgcap evaluate``."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from imgcap_desktop.core.training.datasets import FORMATS
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("train", help="train a caption model and write a bundle")
+    p.add_argument("--data", required=True, help="dataset folder (Flickr8k, Flickr30k, COCO or image,caption CSV)")
+    p.add_argument("--format", choices=FORMATS, default=None, help="dataset layout (default: detected)")
+    p.add_argument("--family", choices=("attend", "seed"), default="attend")
+    p.add_argument("--out", required=True, help="bundle folder to write (checkpoints go in OUT/.checkpoint)")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--learning-rate", type=float, default=1e-3)
+    p.add_argument("--min-count", type=int, default=3, help="words seen fewer times become <unk>")
+    p.add_argument("--max-length", type=int, default=22, help="longest caption in tokens")
+    p.add_argument("--patience", type=int, default=4, help="epochs without a better validation CIDEr before stopping")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--val-fraction", type=float, default=0.05)
+    p.add_argument("--test-fraction", type=float, default=0.10)
+    p.add_argument("--no-flip", action="store_true", help="no horizontal-flip augmentation")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/.checkpoint")
+    p.add_argument("--encoder-weights", default=None, metavar="FILE")
+    p.add_argument("--corpus", default=None, metavar="FILE", help="extra captions (Flickr8k token layout) for the vocabulary")
+    p.add_argument("--cache-dir", default=None, help="feature cache folder (default: the user cache)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="score a model on a dataset (BLEU, METEOR, ROUGE-L, CIDEr)")
+    p.add_argument("--data", required=True)
+    p.add_argument("--format", choices=FORMATS, default=None)
+    p.add_argument("--model", default=None, help="bundle folder (default: the default model)")
+    p.add_argument("--split", default="test",
+                   help="test|val|train|all; without split files in the data, the bundle's own held-out list is used")
+    p.add_argument("--beam", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--captions-out", default=None, help="where to write the scored captions (JSON lines)")
+    p.add_argument("--encoder-weights", default=None, metavar="FILE")
+    p.add_argument("--no-java", action="store_true", help="skip METEOR and the Java PTB tokenizer")
+    p.set_defaults(func=cmd_evaluate)
+
+
+def cmd_train(args) -> int:
+    from imgcap_desktop.core.training.train import TrainConfig, train
+
+    cfg = TrainConfig(
+        data=args.data, out=args.out, format=args.format, family=args.family, epochs=args.epochs,
+        batch_size=args.batch_size, learning_rate=args.learning_rate, min_count=args.min_count,
+        max_length=args.max_length, patience=args.patience, seed=args.seed, val_fraction=args.val_fraction,
+        test_fraction=args.test_fraction, flip=not args.no_flip, resume=args.resume,
+        encoder_weights=args.encoder_weights, corpus=args.corpus, cache_dir=args.cache_dir,
+        progress=not args.no_progress, command="imgcap " + shlex.join(sys.argv[1:]))
+    out = train(cfg)
+    manifest = json.loads((Path(out) / "manifest.json").read_text())
+    print(f"wrote {out}")
+    print(json.dumps(manifest.get("metrics", {}), indent=2))
+    return 0
+
+
+def _evaluation_keys(dataset, split: str, manifest) -> list[str]:
+    usable = sorted(k for k in dataset.images if dataset.captions.get(k))
+    if split == "all":
+        return usable
+    if dataset.splits.get(split):
+        return [k for k in dataset.splits[split] if k in dataset.images]
+    held_out = manifest.provenance.get("test_images") if split == "test" else None
+    if held_out:
+        return [k for k in held_out if k in dataset.images]
+    from imgcap_desktop.core.training.datasets import split_keys
+
+    settings = manifest.provenance.get("settings", {})
+    splits = split_keys(usable, val_fraction=settings.get("val_fraction", 0.05),
+                        test_fraction=settings.get("test_fraction", 0.10), seed=settings.get("seed", 0))
+    return splits.get(split, [])
+
+
+def cmd_evaluate(args) -> int:
+    from imgcap_desktop.core.captioner import Captioner
+    from imgcap_desktop.core.training.datasets import clean_caption, read_dataset
+    from imgcap_desktop.core.training.metrics import score_captions
+
+    dataset = read_dataset(Path(args.data), args.format)
+    captioner = Captioner.load(args.model, encoder_weights=args.encoder_weights)
+    keys = _evaluation_keys(dataset, args.split, captioner.manifest)
+    if not keys:
+        print(f"imgcap: no images in the '{args.split}' split of {args.data}", file=sys.stderr)
+        return 2
+    from tqdm import tqdm
+
+    predictions, failures = {}, 0
+    out_path = Path(args.captions_out or f"captions-{args.split}.jsonl")
+    with open(out_path, "w", encoding="utf-8") as out:
+        records = captioner.caption_paths([dataset.images[k] for k in keys], beam=args.beam,
+                                          batch_size=args.batch_size)
+        for key, record in tqdm(zip(keys, records), total=len(keys), unit="photo", file=sys.stderr):
+            if record.ok:
+                predictions[key] = record.caption.text
+            else:
+                failures += 1
+            out.write(json.dumps({"image": key, "caption": record.caption.text if record.ok else None,
+                                  "error": record.error}, ensure_ascii=False) + "\n")
+    drop = captioner.manifest.family == "seed"
+    references = {k: [" ".join(clean_caption(c, drop_single_letters=drop)) for c in dataset.captions[k]]
+                  for k in predictions}
+    report = score_captions(predictions, references, use_java=False if args.no_java else None)
+    print(f"model:  {captioner.name}")
+    print(f"split:  {args.split} ({len(predictions)} images scored, {failures} failed)")
+    for name, value in report.scores.items():
+        print(f"{name:8s} {value:.4f}")
+    for note in report.notes:
+        print(f"note:   {note}")
+    print(f"captions written to {out_path}")
+    return 1 if failures else 0

@@ -1,0 +1,454 @@
+"""Training loops for the model families, ending in a bundle.
+
+Both families share the data pipeline (dataset reader, cleaning, split,
+vocabulary, cached features), per-epoch validation by CIDEr with greedy
+decoding through the same step API the app uses, checkpoints with resume, and
+early stopping. The default attention family is teacher-forced on whole
+captions; the seed family is trained the way the legacy notebook did it, one
+sample per caption prefix.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from imgcap_desktop.core import decoding
+from imgcap_desktop.core.bundle import Manifest, write_manifest
+from imgcap_desktop.core.encoders import ENCODERS, find_weights
+from imgcap_desktop.core.errors import ImgcapError
+from imgcap_desktop.core.paths import default_bundle_dir
+from imgcap_desktop.core.training.datasets import clean_caption, read_dataset, split_keys, text_corpus
+from imgcap_desktop.core.training.features import FeatureCache
+from imgcap_desktop.core.vocab import Vocabulary
+
+FAMILY_ENCODER = {"attend": "efficientnet_lite0", "seed": "densenet201"}
+
+
+class TrainingError(ImgcapError):
+    pass
+
+
+@dataclass
+class TrainConfig:
+    data: str
+    out: str
+    format: str | None = None
+    family: str = "attend"
+    epochs: int = 30
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    min_count: int = 3
+    max_length: int = 22          # generated tokens, end token included
+    seed: int = 0
+    val_fraction: float = 0.05
+    test_fraction: float = 0.10
+    patience: int = 4
+    flip: bool = True
+    label_smoothing: float = 0.1
+    attention_reg: float = 1.0    # doubly stochastic attention (Xu et al. 2015)
+    resume: bool = False
+    encoder_weights: str | None = None
+    cache_dir: str | None = None
+    corpus: str | None = None      # extra caption text for the vocabulary
+    beam: int = 3
+    units: int = 512
+    embed_dim: int = 256
+    dropout: float = 0.5
+    limit_images: int | None = None   # for smoke runs and tests
+    progress: bool = True
+    command: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+# --- data ---------------------------------------------------------------------------
+
+
+@dataclass
+class Prepared:
+    vocab: Vocabulary
+    splits: dict[str, list[str]]
+    paths: dict[str, Path]
+    references: dict[str, list[str]]          # cleaned reference captions (strings) per key
+    sequences: dict[str, list[list[int]]]     # token ids (start ... end) per key, train split
+    notes: list[str]
+
+
+def prepare(cfg: TrainConfig, *, drop_single_letters: bool) -> Prepared:
+    dataset = read_dataset(Path(cfg.data), cfg.format)
+    keys = sorted(k for k in dataset.images if dataset.captions.get(k))
+    if cfg.limit_images:
+        keys = keys[:cfg.limit_images]
+    if not keys:
+        raise TrainingError(f"{cfg.data}: no images with captions found.")
+    if dataset.splits and all(dataset.splits.get(s) for s in ("train", "val")):
+        allowed = set(keys)
+        splits = {s: [k for k in ks if k in allowed] for s, ks in dataset.splits.items()}
+        splits.setdefault("test", [])
+    else:
+        splits = split_keys(keys, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction, seed=cfg.seed)
+    tokens = {k: [clean_caption(c, drop_single_letters=drop_single_letters) for c in dataset.captions[k]]
+              for k in keys}
+    tokens = {k: [t for t in ts if t] for k, ts in tokens.items()}
+    counted = [t for k in splits["train"] for t in tokens[k]]
+    if cfg.corpus:
+        # Text-only captions widen the vocabulary only with words the photos also use enough.
+        counted += [t for t in text_corpus(Path(cfg.corpus), drop_single_letters=drop_single_letters)]
+    vocab = Vocabulary.from_captions(counted, min_count=cfg.min_count)
+    limit = cfg.max_length - 1
+    sequences = {}
+    for k in splits["train"]:
+        sequences[k] = [[vocab.start_id] + [vocab.id_of(w) or vocab.unknown_id for w in t[:limit]] + [vocab.end_id]
+                        for t in tokens[k]]
+    references = {k: [" ".join(t) for t in tokens[k]] for k in keys}
+    return Prepared(vocab, splits, {k: dataset.images[k] for k in keys}, references, sequences, dataset.notes)
+
+
+def _pad(rows: list[list[int]], width: int) -> np.ndarray:
+    out = np.zeros((len(rows), width), dtype=np.int32)
+    for i, r in enumerate(rows):
+        out[i, :len(r)] = r[:width]
+    return out
+
+
+# --- shared helpers ---------------------------------------------------------------------
+
+
+def _stops(vocab: Vocabulary, suppress_unknown: bool) -> decoding.Stops:
+    return decoding.Stops.from_vocabulary(vocab, vocab.size, suppress_unknown=suppress_unknown)
+
+
+def greedy_captions(step_model, features: np.ndarray, vocab: Vocabulary, max_length: int, *,
+                    beam: int = 1, length_penalty: float = 0.0, suppress_unknown: bool = True,
+                    batch: int = 64) -> list[str]:
+    out: list[str] = []
+    stops = _stops(vocab, suppress_unknown)
+    for i in range(0, len(features), batch):
+        ranked = decoding.beam_search(step_model, features[i:i + batch].astype(np.float32), beam=beam,
+                                      start_id=vocab.start_id, stops=stops, max_length=max_length,
+                                      length_penalty=length_penalty)
+        out += [" ".join(vocab.word_of(t) for t in hyps[0].tokens) for hyps in ranked]
+    return out
+
+
+def cider(predictions: dict[str, str], references: dict[str, list[str]]) -> dict[str, float]:
+    from imgcap_desktop.core.training.metrics import score_captions
+
+    return score_captions(predictions, references, use_java=False).scores
+
+
+class Checkpoints:
+    """``out/.checkpoint``: last weights, best weights, optimizer state and progress."""
+
+    def __init__(self, out: Path):
+        self.folder = out / ".checkpoint"
+        self.state_file = self.folder / "state.json"
+
+    def exists(self) -> bool:
+        return self.state_file.is_file()
+
+    def load_state(self) -> dict:
+        return json.loads(self.state_file.read_text())
+
+    def save(self, model, optimizer, state: dict, *, best: bool) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        model.save_weights(str(self.folder / "last.weights.h5"))
+        if best:
+            shutil.copyfile(self.folder / "last.weights.h5", self.folder / "best.weights.h5")
+        if optimizer is not None and optimizer.variables:
+            np.savez(self.folder / "optimizer.npz", *[np.asarray(v) for v in optimizer.variables])
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=2))
+        tmp.replace(self.state_file)
+
+    def restore_optimizer(self, optimizer, variables) -> bool:
+        file = self.folder / "optimizer.npz"
+        if not file.is_file():
+            return False
+        optimizer.build(variables)
+        saved = np.load(file)
+        arrays = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+        if len(arrays) != len(optimizer.variables):
+            return False
+        for var, value in zip(optimizer.variables, arrays):
+            var.assign(value)
+        return True
+
+
+def _bar(total: int, desc: str, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="batch", dynamic_ncols=True, disable=not enabled, file=sys.stderr)
+
+
+def _log(cfg: TrainConfig, message: str) -> None:
+    if cfg.progress:
+        print(message, file=sys.stderr, flush=True)
+
+
+# --- attention family -------------------------------------------------------------------
+
+
+def train_attend(cfg: TrainConfig) -> Path:
+    import keras
+    import tensorflow as tf
+
+    from imgcap_desktop.core.families.attend import AttendStepModel, build_decoder
+
+    started = time.time()
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(cfg.seed)
+    data = prepare(cfg, drop_single_letters=False)
+    vocab = data.vocab
+    spec = ENCODERS[FAMILY_ENCODER["attend"]]
+    weights = Path(cfg.encoder_weights) if cfg.encoder_weights else default_bundle_dir() / spec.weights_file
+    if not weights.is_file():
+        raise TrainingError(f"{weights}: EfficientNet-Lite0 weights not found; pass --encoder-weights FILE.")
+    cache = FeatureCache(spec, weights, Path(cfg.cache_dir) if cfg.cache_dir else None)
+    train_keys, val_keys = data.splits["train"], data.splits["val"]
+    test_keys = data.splits.get("test", [])
+    all_keys = train_keys + val_keys + test_keys
+    feats = cache.features([data.paths[k] for k in all_keys], progress="features" if cfg.progress else None)
+    index = {k: i for i, k in enumerate(all_keys)}
+    flipped = (cache.features([data.paths[k] for k in train_keys], flipped=True,
+                              progress="flipped features" if cfg.progress else None) if cfg.flip else None)
+    train_index = {k: i for i, k in enumerate(train_keys)}
+    _log(cfg, f"{len(train_keys)} train / {len(val_keys)} val / {len(test_keys)} test images, "
+              f"vocabulary {vocab.size}, features extracted {cache.extracted}")
+
+    config = {"vocab_size": vocab.size, "max_length": cfg.max_length, "units": cfg.units,
+              "embed_dim": cfg.embed_dim, "dropout": cfg.dropout,
+              "feature_dim": spec.feature_shape[1], "grid_cells": spec.feature_shape[0]}
+    model = build_decoder(config)
+    optimizer = keras.optimizers.Adam(learning_rate=cfg.learning_rate, clipnorm=5.0)
+    ckpt = Checkpoints(out)
+    state = {"epoch": 0, "best": -1.0, "best_epoch": 0, "bad_epochs": 0, "history": []}
+    if cfg.resume and ckpt.exists():
+        state = ckpt.load_state()
+        model.load_weights(str(ckpt.folder / "last.weights.h5"))
+        ckpt.restore_optimizer(optimizer, model.trainable_variables)
+        _log(cfg, f"resumed after epoch {state['epoch']} (best CIDEr {state['best']:.3f})")
+
+    pairs = [(k, seq) for k in train_keys for seq in data.sequences[k]]
+    width = cfg.max_length + 1
+    all_tokens = _pad([s for _, s in pairs], width)
+    pair_rows = np.array([train_index[k] for k, _ in pairs])
+    smoothing = cfg.label_smoothing
+    vocab_size = vocab.size
+
+    # A few fixed caption widths: each is one traced graph (the decoder is unrolled over time),
+    # and short batches do not pay for the longest caption.
+    widths = sorted({min(w, width) for w in (10, 14, 18)} | {width})
+
+    @tf.function
+    def train_step(features, tokens):
+        inputs, targets = tokens[:, :-1], tokens[:, 1:]
+        mask = tf.cast(targets > 0, tf.float32)
+        with tf.GradientTape() as tape:
+            logits, alphas = model((features, inputs), training=True)
+            onehot = tf.one_hot(targets, vocab_size)
+            soft = onehot * (1.0 - smoothing) + smoothing / vocab_size
+            loss_tok = tf.nn.softmax_cross_entropy_with_logits(soft, logits)
+            loss = tf.reduce_sum(loss_tok * mask) / tf.reduce_sum(mask)
+            coverage = tf.reduce_sum(alphas * mask[..., None], axis=1)
+            reg = tf.reduce_mean(tf.reduce_sum((1.0 - coverage) ** 2, axis=-1))
+            total = loss + cfg.attention_reg * reg / tf.cast(tf.shape(alphas)[-1], tf.float32)
+        variables = model.trainable_variables
+        grads = tape.gradient(total, variables)
+        optimizer.apply_gradients(zip(grads, variables))
+        return loss
+
+    step_model = AttendStepModel(model, cfg.max_length)
+    val_feats = feats[[index[k] for k in val_keys]]
+    val_refs = {k: data.references[k] for k in val_keys}
+    rng = np.random.default_rng(cfg.seed + state["epoch"])
+    batches_per_epoch = math.ceil(len(pairs) / cfg.batch_size)
+    for epoch in range(state["epoch"] + 1, cfg.epochs + 1):
+        order = rng.permutation(len(pairs))
+        losses = []
+        began = time.time()
+        bar = _bar(batches_per_epoch, f"epoch {epoch}/{cfg.epochs}", cfg.progress)
+        for b in range(batches_per_epoch):
+            rows = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+            image_rows = pair_rows[rows]
+            batch_feats = feats[[index[train_keys[i]] for i in image_rows]]
+            if flipped is not None:
+                use_flip = rng.random(len(rows)) < 0.5
+                batch_feats = np.where(use_flip[:, None, None], flipped[image_rows], batch_feats)
+            tokens = all_tokens[rows]
+            needed = int((tokens > 0).sum(axis=1).max())
+            used = next(w for w in widths if w >= needed)
+            losses.append(float(train_step(tf.constant(batch_feats, tf.float32), tf.constant(tokens[:, :used]))))
+            bar.update(1)
+            bar.set_postfix(loss=f"{np.mean(losses):.3f}")
+        bar.close()
+        preds = greedy_captions(step_model, val_feats, vocab, cfg.max_length)
+        scores = cider(dict(zip(val_keys, preds)), val_refs)
+        score = scores["CIDEr"]
+        improved = score > state["best"]
+        state["history"].append({"epoch": epoch, "loss": round(float(np.mean(losses)), 4),
+                                 "val_cider": round(score, 4), "val_bleu4": round(scores["BLEU-4"], 4),
+                                 "seconds": round(time.time() - began, 1)})
+        state.update(epoch=epoch)
+        if improved:
+            state.update(best=score, best_epoch=epoch, bad_epochs=0)
+        else:
+            state["bad_epochs"] += 1
+        ckpt.save(model, optimizer, state, best=improved)
+        _log(cfg, f"epoch {epoch}: loss {np.mean(losses):.3f}, val CIDEr {score:.3f} "
+                  f"(best {state['best']:.3f} @ {state['best_epoch']}), e.g. “{preds[0]}”")
+        if state["bad_epochs"] >= cfg.patience:
+            _log(cfg, f"stopping early: no better validation CIDEr for {cfg.patience} epochs")
+            break
+
+    model.load_weights(str(ckpt.folder / "best.weights.h5"))
+    # Pick the beam length penalty on the validation split, then report the untouched test split.
+    penalties = {}
+    for alpha in (0.0, 0.5, 1.0):
+        preds = greedy_captions(step_model, val_feats, vocab, cfg.max_length, beam=cfg.beam, length_penalty=alpha)
+        penalties[alpha] = cider(dict(zip(val_keys, preds)), val_refs)["CIDEr"]
+    alpha = max(penalties, key=penalties.get)
+    metrics: dict = {"val_cider_greedy": round(state["best"], 4),
+                     "val_cider_beam": {str(a): round(s, 4) for a, s in penalties.items()}}
+    if test_keys:
+        test_feats = feats[[index[k] for k in test_keys]]
+        preds = greedy_captions(step_model, test_feats, vocab, cfg.max_length, beam=cfg.beam, length_penalty=alpha)
+        test_scores = cider(dict(zip(test_keys, preds)), {k: data.references[k] for k in test_keys})
+        metrics["test"] = {k: round(v, 4) for k, v in test_scores.items()}
+        metrics["test_images"] = len(test_keys)
+
+    model.save_weights(str(out / "decoder.weights.h5"))
+    vocab.to_json(out / "vocab.json")
+    if weights.resolve() != (out / spec.weights_file).resolve():
+        shutil.copyfile(weights, out / spec.weights_file)
+    manifest = Manifest(
+        name=cfg.extra.get("name", "imgcap attend (EfficientNet-Lite0)"),
+        description=cfg.extra.get("description", f"Show-Attend-Tell decoder trained on {Path(cfg.data).name}."),
+        family="attend", family_config=config, encoder=spec.name, feature_shape=list(spec.feature_shape),
+        encoder_weights=spec.weights_file, max_length=cfg.max_length, vocabulary="vocab.json",
+        weights="decoder.weights.h5", tokens={"start": vocab.start, "end": vocab.end},
+        decoding={"beam": cfg.beam, "length_penalty": alpha, "suppress_unknown": True},
+        provenance=_provenance(cfg, data, started, state),
+        metrics=metrics,
+    )
+    write_manifest(out, manifest)
+    return out
+
+
+def _provenance(cfg: TrainConfig, data: Prepared, started: float, state: dict) -> dict:
+    settings = {k: v for k, v in asdict(cfg).items() if k not in ("progress", "extra", "command")}
+    return {
+        "training_data": str(Path(cfg.data).name), "command": cfg.command, "settings": settings,
+        "splits": {s: len(k) for s, k in data.splits.items()},
+        "test_images": sorted(data.splits.get("test", [])),
+        "training_seconds": round(time.time() - started, 1), "epochs_run": state["epoch"],
+        "best_epoch": state["best_epoch"], "history": state["history"],
+    }
+
+
+# --- seed family ------------------------------------------------------------------------
+
+
+def train_seed(cfg: TrainConfig) -> Path:
+    """The legacy topology, trained per prefix as the original notebook did (slow on a CPU)."""
+    import keras
+    import tensorflow as tf
+
+    from imgcap_desktop.core.families.seed import SeedFamily, SeedStepModel
+
+    started = time.time()
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(cfg.seed)
+    data = prepare(cfg, drop_single_letters=True)
+    vocab = data.vocab
+    spec = ENCODERS["densenet201"]
+    weights = find_weights(spec, out, None, cfg.encoder_weights)
+    cache = FeatureCache(spec, weights, Path(cfg.cache_dir) if cfg.cache_dir else None)
+    train_keys, val_keys = data.splits["train"], data.splits["val"]
+    test_keys = data.splits.get("test", [])
+    all_keys = train_keys + val_keys + test_keys
+    feats = cache.features([data.paths[k] for k in all_keys], progress="features" if cfg.progress else None)
+    index = {k: i for i, k in enumerate(all_keys)}
+    length = cfg.max_length
+    config = {"vocab_size": vocab.size, "max_length": length, "feature_dim": spec.feature_shape[0]}
+    model, roles = SeedFamily.build(config)
+    optimizer = keras.optimizers.Adam(learning_rate=cfg.learning_rate)
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")
+    ckpt = Checkpoints(out)
+    state = {"epoch": 0, "best": -1.0, "best_epoch": 0, "bad_epochs": 0, "history": []}
+    if cfg.resume and ckpt.exists():
+        state = ckpt.load_state()
+        model.load_weights(str(ckpt.folder / "last.weights.h5"))
+        _log(cfg, f"resumed after epoch {state['epoch']}")
+
+    # One sample per prefix: (image, left-padded prefix) -> next word.
+    samples = [(index[k], seq[:i], seq[i]) for k in train_keys for seq in data.sequences[k] for i in range(1, len(seq))]
+    step_model = SeedStepModel(model, roles, length)
+    val_feats = feats[[index[k] for k in val_keys]]
+    val_refs = {k: data.references[k] for k in val_keys}
+    rng = np.random.default_rng(cfg.seed + state["epoch"])
+    for epoch in range(state["epoch"] + 1, cfg.epochs + 1):
+        order = rng.permutation(len(samples))
+        bar = _bar(math.ceil(len(samples) / cfg.batch_size), f"epoch {epoch}/{cfg.epochs}", cfg.progress)
+        losses = []
+        for b in range(0, len(samples), cfg.batch_size):
+            chunk = [samples[i] for i in order[b:b + cfg.batch_size]]
+            x_img = feats[[c[0] for c in chunk]].astype(np.float32)
+            x_seq = np.zeros((len(chunk), length), dtype=np.int32)
+            for r, (_, prefix, _) in enumerate(chunk):
+                prefix = prefix[-length:]
+                x_seq[r, length - len(prefix):] = prefix
+            y = np.array([c[2] for c in chunk], dtype=np.int32)
+            losses.append(float(model.train_on_batch([x_img, x_seq], y)))
+            bar.update(1)
+        bar.close()
+        preds = greedy_captions(step_model, val_feats, vocab, length, suppress_unknown=False)
+        score = cider(dict(zip(val_keys, preds)), val_refs)["CIDEr"]
+        improved = score > state["best"]
+        state["history"].append({"epoch": epoch, "loss": round(float(np.mean(losses)), 4), "val_cider": round(score, 4)})
+        state.update(epoch=epoch)
+        if improved:
+            state.update(best=score, best_epoch=epoch, bad_epochs=0)
+        else:
+            state["bad_epochs"] += 1
+        ckpt.save(model, None, state, best=improved)
+        _log(cfg, f"epoch {epoch}: loss {np.mean(losses):.3f}, val CIDEr {score:.3f}")
+        if state["bad_epochs"] >= cfg.patience:
+            break
+    model.load_weights(str(ckpt.folder / "best.weights.h5"))
+    metrics = {"val_cider_greedy": round(state["best"], 4)}
+    if test_keys:
+        preds = greedy_captions(step_model, feats[[index[k] for k in test_keys]], vocab, length, suppress_unknown=False)
+        metrics["test"] = {k: round(v, 4) for k, v in
+                           cider(dict(zip(test_keys, preds)), {k: data.references[k] for k in test_keys}).items()}
+    model.save_weights(str(out / "decoder.weights.h5"))
+    vocab.to_json(out / "vocab.json")
+    declared = None
+    if cfg.encoder_weights:
+        shutil.copyfile(weights, out / spec.weights_file)
+        declared = spec.weights_file
+    manifest = Manifest(
+        name="imgcap seed (DenseNet201)", description=f"Seed topology trained on {Path(cfg.data).name}.",
+        family="seed", family_config=config, encoder=spec.name, feature_shape=list(spec.feature_shape),
+        encoder_weights=declared, max_length=length, vocabulary="vocab.json", weights="decoder.weights.h5",
+        tokens={"start": vocab.start, "end": vocab.end}, decoding={"beam": 1, "length_penalty": 0.0},
+        provenance=_provenance(cfg, data, started, state), metrics=metrics)
+    write_manifest(out, manifest)
+    return out
+
+
+def train(cfg: TrainConfig) -> Path:
+    if cfg.family == "attend":
+        return train_attend(cfg)
+    if cfg.family == "seed":
+        return train_seed(cfg)
+    raise TrainingError(f"unknown family {cfg.family!r}; choose attend or seed.")
