@@ -67,6 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
         training_commands = None
     if training_commands is not None:
         training_commands.add_parsers(sub)
+    try:
+        from imgcap_desktop.core import export_litert
+    except ImportError:
+        export_litert = None
+    if export_litert is not None:
+        export_litert.add_parser(sub)
     return parser
 
 

@@ -50,8 +50,10 @@ def resolve_source(source: str | Path | None, *, encoder_weights=None) -> tuple[
 
 
 class Captioner:
-    def __init__(self, bundle: Bundle, step_model, encoder: Encoder, *, load_seconds: float = 0.0):
+    def __init__(self, bundle: Bundle, step_model, encoder: Encoder, *, load_seconds: float = 0.0,
+                 runtime: str = "keras"):
         self.bundle = bundle
+        self.runtime = runtime  # "keras" (TensorFlow) or "litert" (the bundle's litert/ export)
         self.manifest = bundle.manifest
         self.vocab = bundle.vocabulary
         self.step_model = step_model
@@ -64,10 +66,19 @@ class Captioner:
         self._start_id = self.vocab.id_of(self.manifest.tokens["start"])
 
     @classmethod
-    def load(cls, source: str | Path | None = None, *, encoder_weights: str | Path | None = None) -> "Captioner":
+    def load(cls, source: str | Path | None = None, *, encoder_weights: str | Path | None = None,
+             runtime: str = "auto") -> "Captioner":
+        """``runtime``: "keras", "litert", or "auto" (see :func:`runtime_litert.choose_runtime`)."""
+        from imgcap_desktop.core import runtime_litert
+
         began = time.perf_counter()
         path, beside = resolve_source(source)
         bundle = read_bundle(path)
+        override = encoder_weights or beside
+        chosen = runtime_litert.choose_runtime(bundle, runtime, encoder_override=bool(override))
+        if chosen == "litert":
+            step_model, encoder = runtime_litert.load(bundle)
+            return cls(bundle, step_model, encoder, load_seconds=time.perf_counter() - began, runtime=chosen)
         spec = bundle.encoder_spec
         weights = find_weights(spec, bundle.path, bundle.manifest.encoder_weights, encoder_weights or beside)
         family = get_family(bundle.manifest.family)

@@ -110,6 +110,9 @@ def beam_search(model: StepModel, features: np.ndarray, *, beam: int, start_id: 
     tokens = np.full(n, start_id, dtype=np.int32)
     row_context = np.arange(n)                # which context row each live row reads
     ctx_rows = context
+    other_stops = stops.terminal.copy()
+    other_stops[stops.end_id] = False
+    several_stops = bool(other_stops.any())
 
     for step_no in range(max_length):
         out = model.step(ctx_rows, state, tokens)
@@ -125,10 +128,17 @@ def beam_search(model: StepModel, features: np.ndarray, *, beam: int, start_id: 
                 continue
             k = int(room[image])
             totals = np.array([live[r].log_prob for r in mine], dtype=np.float64)[:, None] + log_probs[mine]
+            if several_stops:
+                # Ending with endseq, padding or a gap id gives the same caption: only the likeliest stop of
+                # each row competes, so that the k alternatives are k different captions.
+                totals[:, stops.end_id] = totals[:, stops.terminal].max(axis=1)
+                totals[:, other_stops] = -np.inf
             flat = totals.ravel()
             top = np.argpartition(-flat, k - 1)[:k] if flat.size > k else np.arange(flat.size)
             top = top[np.argsort(-flat[top], kind="stable")]
             for idx in top:
+                if flat[idx] == -np.inf:
+                    continue  # fewer possible continuations than beam slots
                 r_local, word = divmod(int(idx), totals.shape[1])
                 parent = live[mine[r_local]]
                 child = Hypothesis(list(parent.tokens), float(flat[idx]), parent.steps + 1,

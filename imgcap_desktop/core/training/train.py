@@ -59,6 +59,9 @@ class TrainConfig:
     cache_dir: str | None = None
     corpus: str | None = None      # extra caption text for the vocabulary
     beam: int = 3
+    scst_epochs: int = 0              # self-critical fine-tuning on CIDEr-D after cross-entropy
+    scst_samples: int = 5
+    scst_learning_rate: float = 5e-5
     units: int = 512
     embed_dim: int = 256
     dropout: float = 0.5
@@ -189,8 +192,8 @@ def _bar(total: int, desc: str, enabled: bool):
 
 
 def _log(cfg: TrainConfig, message: str) -> None:
-    if cfg.progress:
-        print(message, file=sys.stderr, flush=True)
+    # One line per epoch even without bars: a long run must show where it is.
+    print(message, file=sys.stderr, flush=True)
 
 
 # --- attention family -------------------------------------------------------------------
@@ -310,6 +313,9 @@ def train_attend(cfg: TrainConfig) -> Path:
             break
 
     model.load_weights(str(ckpt.folder / "best.weights.h5"))
+    if cfg.scst_epochs > 0:
+        _scst(cfg, model, data, feats, index, flipped, train_index, step_model, val_feats, val_refs, ckpt, state)
+        model.load_weights(str(ckpt.folder / "best.weights.h5"))
     # Pick the beam length penalty on the validation split, then report the untouched test split.
     penalties = {}
     for alpha in (0.0, 0.5, 1.0):
@@ -341,6 +347,91 @@ def train_attend(cfg: TrainConfig) -> Path:
     )
     write_manifest(out, manifest)
     return out
+
+
+def _scst(cfg, model, data, feats, index, flipped, train_index, step_model, val_feats, val_refs, ckpt, state):
+    """Self-critical sequence training (Rennie et al. 2017) with the mean-of-others baseline.
+
+    Several captions are sampled per photo; each one's reward is its CIDEr-D minus the
+    mean reward of the photo's other samples, so no greedy pass is needed for the baseline.
+    """
+    import keras
+    import tensorflow as tf
+
+    from imgcap_desktop.core.training.cider import CiderD
+
+    vocab = data.vocab
+    train_keys = data.splits["train"]
+    scorer = CiderD({k: [r.split() for r in data.references[k]] for k in train_keys})
+    k_samples, length = cfg.scst_samples, cfg.max_length
+    banned = [i for i in (0, vocab.start_id, vocab.unknown_id) if i is not None]
+    ban = tf.constant(np.isin(np.arange(vocab.size), banned) * -1e9, tf.float32)
+    optimizer = keras.optimizers.Adam(learning_rate=cfg.scst_learning_rate, clipnorm=5.0)
+
+    @tf.function
+    def sample(features):
+        (annotations, keys), (h, c_state) = model.begin(features)
+        tokens = tf.fill([tf.shape(features)[0]], vocab.start_id)
+        out = []
+        for _ in range(length):
+            logits, h, c_state, _ = model.step(annotations, keys, h, c_state, tokens)
+            tokens = tf.cast(tf.random.categorical(logits + ban, 1)[:, 0], tf.int32)
+            out.append(tokens)
+        return tf.stack(out, axis=1)
+
+    @tf.function
+    def policy_step(features, inputs, targets, mask, advantage):
+        with tf.GradientTape() as tape:
+            logits, _ = model((features, inputs), training=False)
+            logp = tf.nn.log_softmax(logits + ban)
+            picked = tf.reduce_sum(tf.one_hot(targets, vocab.size) * logp, axis=-1)
+            loss = -tf.reduce_sum(advantage[:, None] * picked * mask) / tf.reduce_sum(mask)
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    rng = np.random.default_rng(cfg.seed + 1000)
+    per_batch = max(1, cfg.batch_size // k_samples)
+    best = state["best"]
+    for epoch in range(1, cfg.scst_epochs + 1):
+        order = rng.permutation(len(train_keys))
+        rewards_seen = []
+        bar = _bar(math.ceil(len(order) / per_batch), f"scst {epoch}/{cfg.scst_epochs}", cfg.progress)
+        for b in range(0, len(order), per_batch):
+            rows = order[b:b + per_batch]
+            batch = feats[[index[train_keys[i]] for i in rows]]
+            if flipped is not None:
+                use_flip = rng.random(len(rows)) < 0.5
+                batch = np.where(use_flip[:, None, None], flipped[rows], batch)
+            tiled = tf.constant(np.repeat(batch, k_samples, axis=0), tf.float32)
+            sampled = sample(tiled).numpy()
+            ends = np.argmax(sampled == vocab.end_id, axis=1)
+            has_end = (sampled == vocab.end_id).any(axis=1)
+            lengths = np.where(has_end, ends + 1, length)
+            rewards = np.array([scorer.score(train_keys[rows[i // k_samples]],
+                                             [vocab.word_of(t) for t in sampled[i, :lengths[i] - (1 if has_end[i] else 0)]])
+                                for i in range(len(sampled))]).reshape(len(rows), k_samples)
+            baseline = (rewards.sum(axis=1, keepdims=True) - rewards) / (k_samples - 1)
+            advantage = (rewards - baseline).reshape(-1).astype(np.float32)
+            mask = (np.arange(length)[None, :] < lengths[:, None]).astype(np.float32)
+            inputs = np.concatenate([np.full((len(sampled), 1), vocab.start_id), sampled[:, :-1]], axis=1)
+            policy_step(tiled, tf.constant(inputs, tf.int32), tf.constant(sampled, tf.int32),
+                        tf.constant(mask), tf.constant(advantage))
+            rewards_seen.append(rewards.mean())
+            bar.update(1)
+            bar.set_postfix(reward=f"{np.mean(rewards_seen):.3f}")
+        bar.close()
+        preds = greedy_captions(step_model, val_feats, vocab, cfg.max_length)
+        score = cider(dict(zip(val_refs, preds)), val_refs)["CIDEr"]
+        improved = score > best
+        state["history"].append({"scst_epoch": epoch, "train_reward": round(float(np.mean(rewards_seen)), 4),
+                                 "val_cider": round(score, 4)})
+        if improved:
+            best = score
+            state.update(best=score, best_epoch=f"scst {epoch}")
+        ckpt.save(model, None, state, best=improved)
+        _log(cfg, f"scst epoch {epoch}: mean sample CIDEr-D {np.mean(rewards_seen):.3f}, val CIDEr {score:.3f} "
+                  f"(best {best:.3f}), e.g. “{preds[0]}”")
 
 
 def _provenance(cfg: TrainConfig, data: Prepared, started: float, state: dict) -> dict:
@@ -430,7 +521,10 @@ def train_seed(cfg: TrainConfig) -> Path:
         preds = greedy_captions(step_model, feats[[index[k] for k in test_keys]], vocab, length, suppress_unknown=False)
         metrics["test"] = {k: round(v, 4) for k, v in
                            cider(dict(zip(test_keys, preds)), {k: data.references[k] for k in test_keys}).items()}
-    model.save_weights(str(out / "decoder.weights.h5"))
+    # A compiled model's weights file also carries its optimizer: save a bare copy for the bundle.
+    bare, _ = SeedFamily.build(config)
+    bare.set_weights(model.get_weights())
+    bare.save_weights(str(out / "decoder.weights.h5"))
     vocab.to_json(out / "vocab.json")
     declared = None
     if cfg.encoder_weights:

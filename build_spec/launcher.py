@@ -1,0 +1,24 @@
+"""Entry script of the packaged app (PyInstaller): ``imgcap-desktop [--self-test] [PHOTO ...]``.
+
+``--self-test`` is dispatched before Qt is imported, so it needs no display and
+answers fast; everything else goes to the GUI's own ``main``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def main() -> int:
+    argv = sys.argv[1:]
+    if "--self-test" in argv:
+        from imgcap_desktop import selftest
+
+        return selftest.run(argv)
+    from imgcap_desktop.gui.app import main as gui_main
+
+    return gui_main(argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

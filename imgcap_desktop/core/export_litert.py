@@ -1,0 +1,199 @@
+"""Export a bundle's encoder and decoder step to LiteRT (``.tflite``) for the packaged app.
+
+``imgcap export-litert BUNDLE`` writes ``BUNDLE/litert/``:
+
+- ``encoder.tflite``: preprocessed images ``(N, 224, 224, 3)`` -> ``features (N, 49, 1280)``
+- ``decoder_begin.tflite``: ``features`` -> ``annotations, keys, h, c``
+- ``decoder_step.tflite``: ``annotations, keys, h, c, tokens`` -> ``log_probs, h, c, alpha``
+- ``litert.json``: the files with their sha256 and the sha256 of the ``manifest.json`` they came from.
+
+The batch axis is dynamic (the runtime resizes input tensors), weights stay float32
+(no quantisation, so captions match the Keras model's), and only TFLite builtin ops
+are allowed (the LiteRT wheel has no TensorFlow "flex" kernels). The export checks
+itself: it runs both runtimes on the same random input and records the largest
+difference in ``litert.json``.
+
+TensorFlow is needed here (it is imported inside :func:`export_bundle`); the
+packaged app only reads the result (``runtime_litert``).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from imgcap_desktop.core.bundle import MANIFEST, read_bundle, sha256_of
+from imgcap_desktop.core.errors import BundleError, ImgcapError
+from imgcap_desktop.core.runtime_litert import (
+    EXPORT_DIR, FAMILIES, FORMAT, FORMAT_VERSION, GRAPHS, INDEX, Graph, export_problem,
+)
+
+#: Largest absolute difference accepted between Keras and LiteRT outputs on the self-check.
+TOLERANCE = 1e-3
+
+
+def _convert(tf, concrete, trackable) -> bytes:
+    module = tf.Module()
+    # Keras 3 variables wrap tf.Variables; track those so the converter freezes their values.
+    module.variables_to_freeze = [getattr(v, "value", v) for v in trackable.weights]
+    module.fn = concrete
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], module)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    converter.optimizations = []  # float32: identical captions matter more than size
+    return converter.convert()
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; these files are shipped and shared
+    os.replace(tmp, path)
+
+
+def export_bundle(bundle_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None, *,
+                  check: bool = True) -> Path:
+    """Write the LiteRT export of an ``attend`` bundle; returns the folder (``BUNDLE/litert`` by default)."""
+    bundle = read_bundle(bundle_dir)
+    manifest = bundle.manifest
+    if manifest.family not in FAMILIES:
+        raise BundleError(f"{bundle.path.name}: the '{manifest.family}' model family cannot be exported to LiteRT "
+                          f"(supported: {', '.join(FAMILIES)}); it runs on the Keras runtime only.")
+    if not manifest.encoder_weights:
+        raise BundleError(f"{bundle.path.name}: the bundle holds no encoder weights, so there is no encoder to export.")
+    out = Path(out_dir) if out_dir is not None else bundle.path / EXPORT_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    manifest_sha = sha256_of(bundle.path / MANIFEST)
+
+    import importlib
+
+    import tensorflow as tf
+
+    from imgcap_desktop.core.families.attend import build_decoder, full_config
+
+    spec = bundle.encoder_spec
+    config = full_config(manifest.family_config)
+    encoder = importlib.import_module(spec.module).build(bundle.file(manifest.encoder_weights))
+    decoder = build_decoder(manifest.family_config)
+    decoder.load_weights(str(bundle.file(manifest.weights)))
+
+    size, cells, feat = spec.input_size, config["grid_cells"], config["feature_dim"]
+    proj, att, units = config["proj_dim"], config["attention_dim"], config["units"]
+    shape = tuple(spec.feature_shape)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32, name="images")])
+    def encode(images):
+        return {"features": tf.reshape(encoder(images, training=False), (-1, *shape))}
+
+    @tf.function(input_signature=[tf.TensorSpec([None, cells, feat], tf.float32, name="features")])
+    def begin(features):
+        (annotations, keys), (h, c) = decoder.begin(features)
+        return {"annotations": annotations, "keys": keys, "h": h, "c": c}
+
+    @tf.function(input_signature=[
+        tf.TensorSpec([None, cells, proj], tf.float32, name="annotations"),
+        tf.TensorSpec([None, cells, att], tf.float32, name="keys"),
+        tf.TensorSpec([None, units], tf.float32, name="h"),
+        tf.TensorSpec([None, units], tf.float32, name="c"),
+        tf.TensorSpec([None], tf.int32, name="tokens"),
+    ])
+    def step(annotations, keys, h, c, tokens):
+        logits, h, c, alpha = decoder.step(annotations, keys, h, c, tokens)
+        return {"log_probs": tf.nn.log_softmax(logits), "h": h, "c": c, "alpha": alpha}
+
+    (out / INDEX).unlink(missing_ok=True)  # no index until the new graphs have passed the check
+    functions = {"encoder": (encode, encoder), "begin": (begin, decoder), "step": (step, decoder)}
+    files = {}
+    for role, (fn, owner) in functions.items():
+        try:
+            data = _convert(tf, fn.get_concrete_function(), owner)
+        except Exception as exc:  # the converter raises ConverterError and friends
+            raise ImgcapError(f"{bundle.path.name}: converting the {role} to LiteRT failed "
+                              f"({str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}).") from exc
+        path = out / GRAPHS[role]
+        _atomic_write(path, data)
+        files[GRAPHS[role]] = {"sha256": sha256_of(path), "size": path.stat().st_size}
+
+    differences = _self_check(out, encode, begin, step, size, vocab_size=config["vocab_size"]) if check else {}
+    worst = max(differences.values(), default=0.0)
+    if not all(np.isfinite(v) and v <= TOLERANCE for v in differences.values()):
+        worst = max((v if np.isfinite(v) else np.inf) for v in differences.values())
+        raise ImgcapError(f"{bundle.path.name}: the LiteRT export differs from the Keras model by {worst:.2g} "
+                          f"(more than {TOLERANCE:g}); the export is incomplete and will not be used.")
+    index = {
+        "format": FORMAT, "format_version": FORMAT_VERSION,
+        "manifest_sha256": manifest_sha, "family": manifest.family, "encoder": spec.name,
+        "batch": "dynamic", "precision": "float32",
+        "files": files,
+        "check": {"max_abs_diff": differences, "tolerance": TOLERANCE},
+        "exported": {"created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                     "tensorflow": tf.__version__},
+    }
+    _atomic_write(out / INDEX, (json.dumps(index, indent=2) + "\n").encode("utf-8"))
+    if out == bundle.path / EXPORT_DIR:
+        problem = export_problem(bundle.path)
+        if problem:  # e.g. the manifest changed while we exported
+            raise ImgcapError(problem + ".")
+    return out
+
+
+def _self_check(out: Path, encode, begin, step, size: int, *, vocab_size: int) -> dict[str, float]:
+    """Largest |Keras - LiteRT| per output on a fixed random batch of 2 (LiteRT run through the same loader as the app)."""
+    rng = np.random.default_rng(0)
+    images = rng.uniform(-1, 1, (2, size, size, 3)).astype(np.float32)
+    tokens = rng.integers(1, vocab_size, 2).astype(np.int32)
+    diffs: dict[str, float] = {}
+
+    def compare(prefix, keras_out, lite_out):
+        for key, value in keras_out.items():
+            diffs[f"{prefix}.{key}"] = float(np.max(np.abs(value.numpy() - lite_out[key])))
+
+    k_enc = encode(images)
+    l_enc = Graph(out / GRAPHS["encoder"])(images=images)
+    compare("encoder", k_enc, l_enc)
+    features = k_enc["features"].numpy()
+    k_begin = begin(features)
+    l_begin = Graph(out / GRAPHS["begin"])(features=features)
+    compare("begin", k_begin, l_begin)
+    inputs = {k: k_begin[k].numpy() for k in ("annotations", "keys", "h", "c")}
+    k_step = step(**inputs, tokens=tokens)
+    l_step = Graph(out / GRAPHS["step"])(**inputs, tokens=tokens)
+    compare("step", k_step, l_step)
+    return diffs
+
+
+# --- CLI -------------------------------------------------------------------------
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("export-litert", help="export a bundle's encoder and decoder step to LiteRT (.tflite)")
+    p.add_argument("bundle", help="bundle folder (family 'attend')")
+    p.add_argument("--out", default=None, help="folder to write (default: BUNDLE/litert, where the app looks)")
+    p.add_argument("--no-check", action="store_true", help="skip comparing LiteRT outputs with Keras")
+    p.add_argument("--if-needed", action="store_true",
+                   help="do nothing when BUNDLE/litert is already a current export of this bundle")
+    p.set_defaults(func=cmd_export_litert)
+
+
+def cmd_export_litert(args) -> int:
+    import time
+
+    if args.if_needed and args.out is None and export_problem(args.bundle) is None:
+        print(f"{Path(args.bundle) / EXPORT_DIR} is up to date")
+        return 0
+    began = time.perf_counter()
+    out = export_bundle(args.bundle, args.out, check=not args.no_check)
+    index = json.loads((out / INDEX).read_text(encoding="utf-8"))
+    total = sum(e["size"] for e in index["files"].values())
+    worst = max(index["check"]["max_abs_diff"].values(), default=None)
+    check = f", max |Keras - LiteRT| {worst:.2g}" if worst is not None else ""
+    print(f"wrote {out} ({len(index['files'])} graphs, {total / 2**20:.1f} MiB{check}) "
+          f"in {time.perf_counter() - began:.1f} s")
+    return 0

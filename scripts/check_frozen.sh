@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Check the packaged app in dist/imgcap-desktop/: build it if needed (make package), run its
+# self-test with an empty environment (no Python, no TensorFlow on PATH), print the folder size,
+# and time process start -> first window shown under Xvfb.
+#
+#   scripts/check_frozen.sh            build if missing, then check
+#   scripts/check_frozen.sh --rebuild  always rebuild first
+#   RUNS=5 scripts/check_frozen.sh     number of timed launches (default 3; the first is a cold start)
+#
+# Exit status: non-zero if the build, the self-test, or the window check fails, or the folder is
+# over 1 GiB. Needs xvfb-run for the window timing (skipped with a note when it is missing; install
+# with: apt-get install -y xvfb libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0
+# libxcb-xinerama0 libxcb-randr0 libxcb-render-util0 libxcb-image0 libxkbcommon-x11-0).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APP=dist/imgcap-desktop
+EXE=$APP/imgcap-desktop
+RUNS=${RUNS:-3}
+LIMIT_BYTES=$((1024 * 1024 * 1024))
+
+if [[ "${1:-}" == "--rebuild" || ! -x $EXE ]]; then
+    start=$(date +%s)
+    make package
+    echo "build: $(( $(date +%s) - start )) s"
+fi
+
+echo "== self-test (env -i PATH=/usr/bin:/bin)"
+home=$(mktemp -d)
+trap 'rm -rf "$home"' EXIT
+start=$(date +%s%N)
+env -i PATH=/usr/bin:/bin HOME="$home" "$EXE" --self-test
+echo "self-test wall time: $(( ($(date +%s%N) - start) / 1000000 )) ms"
+
+echo "== size"
+du -sh "$APP"
+bytes=$(du -sb "$APP" | cut -f1)
+echo "$APP: $((bytes / 1024 / 1024)) MiB (limit 1024 MiB, goal 300 MiB)"
+if (( bytes > LIMIT_BYTES )); then
+    echo "FAIL: the folder is over 1 GiB" >&2
+    exit 1
+fi
+for forbidden in tensorflow keras tensorboard torch; do
+    if [[ -e $APP/_internal/$forbidden ]]; then
+        echo "FAIL: $forbidden was packaged" >&2
+        exit 1
+    fi
+done
+
+echo "== launch to first window (Xvfb, IMGCAP_STARTUP_TIMING)"
+if ! command -v xvfb-run >/dev/null; then
+    echo "skipped: xvfb-run is not installed"
+    exit 0
+fi
+status=0
+for run in $(seq 1 "$RUNS"); do
+    log=$(mktemp)
+    # The GUI prints "window shown X s after process start" on its first show; the app is then closed.
+    xvfb-run -a -s "-screen 0 1280x1024x24" bash -c '
+        env -i PATH=/usr/bin:/bin HOME="$1" DISPLAY="$DISPLAY" XAUTHORITY="${XAUTHORITY:-}" \
+            QT_QPA_PLATFORM=xcb IMGCAP_STARTUP_TIMING=1 "$2" 2>"$3" &
+        pid=$!
+        for _ in $(seq 1 300); do
+            grep -q "window shown" "$3" 2>/dev/null && break
+            kill -0 $pid 2>/dev/null || break
+            sleep 0.05
+        done
+        sleep 0.5  # let the model load start, then close
+        kill $pid 2>/dev/null || true
+        wait $pid 2>/dev/null || true
+    ' _ "$home" "$EXE" "$log" || true
+    line=$(grep -m1 "window shown" "$log" || true)
+    if [[ -n $line ]]; then
+        echo "run $run: ${line#imgcap-desktop: }"
+    else
+        echo "run $run: no window within 15 s; the app said:" >&2
+        tail -20 "$log" >&2
+        status=1
+    fi
+    rm -f "$log"
+done
+exit $status
