@@ -76,7 +76,7 @@ def export_bundle(bundle_dir: str | os.PathLike, out_dir: str | os.PathLike | No
 
     import tensorflow as tf
 
-    from imgcap_desktop.core.families.attend import build_decoder, full_config
+    from imgcap_desktop.core.families.attend import build_decoder, full_config, state_widths
 
     spec = bundle.encoder_spec
     config = full_config(manifest.family_config)
@@ -85,7 +85,8 @@ def export_bundle(bundle_dir: str | os.PathLike, out_dir: str | os.PathLike | No
     decoder.load_weights(str(bundle.file(manifest.weights)))
 
     size, cells, feat = spec.input_size, config["grid_cells"], config["feature_dim"]
-    proj, att, units = config["proj_dim"], config["attention_dim"], config["units"]
+    widths = state_widths(config)
+    proj, att, units = widths["annotations"], widths["keys"], widths["h"]
     shape = tuple(spec.feature_shape)
 
     @tf.function(input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32, name="images")])

@@ -28,7 +28,21 @@ def full_config(config: dict) -> dict:
     return merged
 
 
+def members(config: dict) -> int:
+    return int(config.get("members", 1))
+
+
+def state_widths(config: dict) -> dict[str, int]:
+    """Last-axis widths of the step state as the runtimes see it (an ensemble concatenates its members')."""
+    c, n = full_config(config), members(config)
+    return {"annotations": c["proj_dim"] * n, "keys": c["attention_dim"] * n, "h": c["units"] * n, "c": c["units"] * n}
+
+
 def weight_shapes(config: dict) -> list[tuple[int, ...]]:
+    return _member_shapes(config) * members(config)
+
+
+def _member_shapes(config: dict) -> list[tuple[int, ...]]:
     c = full_config(config)
     v, e, f, d, a, h, o = (c["vocab_size"], c["embed_dim"], c["feature_dim"], c["proj_dim"],
                            c["attention_dim"], c["units"], c["output_dim"])
@@ -48,16 +62,40 @@ def weight_shapes(config: dict) -> list[tuple[int, ...]]:
 
 
 def build_decoder(config: dict):
-    """The decoder as a Keras model object holding every layer (no functional graph: we step it)."""
+    """The decoder as a Keras model holding every layer (no functional graph: it is stepped).
+
+    With ``members > 1`` it is an ensemble of independently trained decoders that steps them
+    together and averages their word probabilities; its begin/step have the same signature,
+    with the members' states concatenated on the last axis, so decoding and the LiteRT
+    export treat it like a single decoder.
+    """
+    import tensorflow as tf
+
+    c = full_config(config)
+    n = members(config)
+    model = _ensemble_class()(c, n) if n > 1 else _decoder_class()(c)
+    # Build every layer with one dummy step so weights exist before loading.
+    (annotations, keys), (h, c_state) = model.begin(tf.zeros((1, c["grid_cells"], c["feature_dim"])))
+    model.step(annotations, keys, h, c_state, tf.zeros((1,), tf.int32))
+    # Layers are built by that step; the models themselves are never called as a whole.
+    for part in [model, *getattr(model, "members", [])]:
+        part.built = True
+    return model
+
+
+_CLASSES: dict[str, type] = {}
+
+
+def _decoder_class():
+    if "decoder" in _CLASSES:
+        return _CLASSES["decoder"]
     import keras
     import tensorflow as tf
     from keras import layers
 
-    c = full_config(config)
-
     class AttendDecoder(keras.Model):
-        def __init__(self):
-            super().__init__(name="attend_decoder")
+        def __init__(self, c, name="attend_decoder"):
+            super().__init__(name=name)
             self.enc_proj = layers.Dense(c["proj_dim"], activation="relu", name="enc_proj")
             self.att_keys = layers.Dense(c["attention_dim"], name="att_keys")
             self.att_query = layers.Dense(c["attention_dim"], name="att_query")
@@ -101,10 +139,48 @@ def build_decoder(config: dict):
                 alphas.append(alpha)
             return tf.stack(logits, axis=1), tf.stack(alphas, axis=1)
 
-    model = AttendDecoder()
-    # Build every layer with one dummy call so weights exist before loading.
-    model((tf.zeros((1, c["grid_cells"], c["feature_dim"])), tf.zeros((1, 1), tf.int32)))
-    return model
+    _CLASSES["decoder"] = AttendDecoder
+    return AttendDecoder
+
+
+def _ensemble_class():
+    if "ensemble" in _CLASSES:
+        return _CLASSES["ensemble"]
+    import keras
+    import tensorflow as tf
+
+    decoder_class = _decoder_class()
+
+    class AttendEnsemble(keras.Model):
+        def __init__(self, c, n):
+            super().__init__(name="attend_ensemble")
+            self.members = [decoder_class(c, name=f"member_{i}") for i in range(n)]
+            self.widths = (c["proj_dim"], c["attention_dim"], c["units"])
+            self.out_logits = self.members[0].out_logits  # exposes .units (the vocabulary size)
+
+        def begin(self, features, training=False):
+            parts = [m.begin(features, training=training) for m in self.members]
+            return ((tf.concat([p[0][0] for p in parts], -1), tf.concat([p[0][1] for p in parts], -1)),
+                    (tf.concat([p[1][0] for p in parts], -1), tf.concat([p[1][1] for p in parts], -1)))
+
+        def step(self, annotations, keys, h, c_state, tokens, training=False):
+            n = len(self.members)
+            anns = tf.split(annotations, n, axis=-1)
+            ks = tf.split(keys, n, axis=-1)
+            hs, cs = tf.split(h, n, axis=-1), tf.split(c_state, n, axis=-1)
+            log_probs, new_h, new_c, alphas = [], [], [], []
+            for i, m in enumerate(self.members):
+                logits, hi, ci, alpha = m.step(anns[i], ks[i], hs[i], cs[i], tokens, training)
+                log_probs.append(tf.nn.log_softmax(logits))
+                new_h.append(hi)
+                new_c.append(ci)
+                alphas.append(alpha)
+            # The mean of the members' probabilities, as log-probabilities (already normalised).
+            mixed = tf.reduce_logsumexp(tf.stack(log_probs), axis=0) - tf.math.log(float(n))
+            return mixed, tf.concat(new_h, -1), tf.concat(new_c, -1), tf.reduce_mean(tf.stack(alphas), axis=0)
+
+    _CLASSES["ensemble"] = AttendEnsemble
+    return AttendEnsemble
 
 
 class AttendStepModel(StepModel):
@@ -158,6 +234,8 @@ class AttendFamily(Family):
         for key in DEFAULTS:
             if key in config and not isinstance(config[key], (int, float)):
                 return f"family_config.{key} must be a number"
+        if not isinstance(config.get("members", 1), int) or not 1 <= config.get("members", 1) <= 8:
+            return "family_config.members must be an integer from 1 to 8"
         return None
 
     @classmethod

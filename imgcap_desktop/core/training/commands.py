@@ -22,7 +22,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--min-count", type=int, default=3, help="words seen fewer times become <unk>")
     p.add_argument("--max-length", type=int, default=22, help="longest caption in tokens")
     p.add_argument("--patience", type=int, default=4, help="epochs without a better validation CIDEr before stopping")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="initialisation and batch order")
+    p.add_argument("--split-seed", type=int, default=0, help="which photos are held out for validation and test")
     p.add_argument("--val-fraction", type=float, default=0.05)
     p.add_argument("--test-fraction", type=float, default=0.10)
     p.add_argument("--scst-epochs", type=int, default=0,
@@ -36,6 +37,12 @@ def add_parsers(sub) -> None:
     p.add_argument("--cache-dir", default=None, help="feature cache folder (default: the user cache)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("ensemble", help="combine attend bundles trained on the same data into one model")
+    p.add_argument("bundles", nargs="+", help="two or more bundles with the same vocabulary and configuration")
+    p.add_argument("--out", required=True)
+    p.add_argument("--data", default=None, help="dataset to re-score the ensemble on its held-out split")
+    p.set_defaults(func=cmd_ensemble)
 
     p = sub.add_parser("evaluate", help="score a model on a dataset (BLEU, METEOR, ROUGE-L, CIDEr)")
     p.add_argument("--data", required=True)
@@ -57,11 +64,21 @@ def cmd_train(args) -> int:
     cfg = TrainConfig(
         data=args.data, out=args.out, format=args.format, family=args.family, epochs=args.epochs,
         batch_size=args.batch_size, learning_rate=args.learning_rate, min_count=args.min_count,
-        max_length=args.max_length, patience=args.patience, seed=args.seed, val_fraction=args.val_fraction,
+        max_length=args.max_length, patience=args.patience, seed=args.seed, split_seed=args.split_seed, val_fraction=args.val_fraction,
         test_fraction=args.test_fraction, flip=not args.no_flip, resume=args.resume,
         encoder_weights=args.encoder_weights, corpus=args.corpus, cache_dir=args.cache_dir,
         progress=not args.no_progress, scst_epochs=args.scst_epochs, units=args.units, dropout=args.dropout, command="imgcap " + shlex.join(sys.argv[1:]))
     out = train(cfg)
+    manifest = json.loads((Path(out) / "manifest.json").read_text())
+    print(f"wrote {out}")
+    print(json.dumps(manifest.get("metrics", {}), indent=2))
+    return 0
+
+
+def cmd_ensemble(args) -> int:
+    from imgcap_desktop.core.training.ensemble import merge
+
+    out = merge(args.bundles, args.out, data=args.data)
     manifest = json.loads((Path(out) / "manifest.json").read_text())
     print(f"wrote {out}")
     print(json.dumps(manifest.get("metrics", {}), indent=2))

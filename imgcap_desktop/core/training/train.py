@@ -47,7 +47,8 @@ class TrainConfig:
     learning_rate: float = 1e-3
     min_count: int = 3
     max_length: int = 22          # generated tokens, end token included
-    seed: int = 0
+    seed: int = 0                 # initialisation and batch order
+    split_seed: int = 0           # which photos are held out: fixed so ensemble members share a split
     val_fraction: float = 0.05
     test_fraction: float = 0.10
     patience: int = 4
@@ -96,7 +97,7 @@ def prepare(cfg: TrainConfig, *, drop_single_letters: bool) -> Prepared:
         splits = {s: [k for k in ks if k in allowed] for s, ks in dataset.splits.items()}
         splits.setdefault("test", [])
     else:
-        splits = split_keys(keys, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction, seed=cfg.seed)
+        splits = split_keys(keys, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction, seed=cfg.split_seed)
     tokens = {k: [clean_caption(c, drop_single_letters=drop_single_letters) for c in dataset.captions[k]]
               for k in keys}
     tokens = {k: [t for t in ts if t] for k, ts in tokens.items()}
