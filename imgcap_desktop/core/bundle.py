@@ -208,5 +208,6 @@ def write_manifest(bundle_dir: Path, manifest: Manifest) -> Path:
     fd, tmp = tempfile.mkstemp(dir=bundle_dir, prefix=".manifest.", suffix=".tmp")
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)
+    os.chmod(tmp, 0o644)  # mkstemp's 0600 would make a shipped manifest unreadable to other users
     os.replace(tmp, bundle_dir / MANIFEST)
     return bundle_dir / MANIFEST

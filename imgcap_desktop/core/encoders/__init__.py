@@ -58,6 +58,25 @@ ENCODERS: dict[str, EncoderSpec] = {
         module="imgcap_desktop.core.encoders.lite0",
         weights_file="encoder_lite0.weights.h5",
     ),
+    # lite.build() recognises Lite1/Lite2 from the weights file's array shapes.
+    "efficientnet_lite1": EncoderSpec(
+        name="efficientnet_lite1",
+        title="EfficientNet-Lite1 (ImageNet), 8×8×1280 grid",
+        input_size=240,
+        resample="bilinear",
+        feature_shape=(64, 1280),
+        module="imgcap_desktop.core.encoders.lite",
+        weights_file="encoder_lite1.weights.h5",
+    ),
+    "efficientnet_lite2": EncoderSpec(
+        name="efficientnet_lite2",
+        title="EfficientNet-Lite2 (ImageNet), 9×9×1280 grid",
+        input_size=260,
+        resample="bilinear",
+        feature_shape=(81, 1280),
+        module="imgcap_desktop.core.encoders.lite",
+        weights_file="encoder_lite2.weights.h5",
+    ),
 }
 
 
@@ -92,7 +111,8 @@ class Encoder:
         model = module.build(weights_path)
         shape = spec.feature_shape
 
-        @tf.function(reduce_retracing=True)
+        # autograph=False: nothing to convert, and it warns about the closure otherwise.
+        @tf.function(reduce_retracing=True, autograph=False)
         def run(batch):
             out = model(batch, training=False)
             return tf.reshape(out, (-1, *shape))

@@ -29,6 +29,10 @@ Keras layer                  PyTorch tensors
 ``s`` is the stage (1..7) and ``r`` the repeat inside the stage (1-based);
 :func:`block_names` lists them in PyTorch block order.
 
+The generic implementation (Lite0/1/2) lives in :mod:`.lite`; this module keeps
+the Lite0 names (constants, ``build_lite0``, ``load_lite0_weights``,
+``preprocess_lite0``, ``build``/``preprocess``) working exactly as before.
+
 Only Keras and numpy are imported here (no torch, no Qt).
 """
 
@@ -38,7 +42,14 @@ from pathlib import Path
 
 import numpy as np
 
-from imgcap_desktop.core.errors import BundleError
+from imgcap_desktop.core.encoders import lite as _lite
+from imgcap_desktop.core.encoders.lite import (  # noqa: F401  (re-exported for old callers)
+    BN_EPSILON,
+    _file_array_shapes,
+    _short,
+    _weighted_layers,
+)
+from imgcap_desktop.core.errors import BundleError  # noqa: F401  (re-exported for old callers)
 
 LITE0_INPUT_SIZE = 224
 LITE0_GRID = (7, 7, 1280)
@@ -63,52 +74,24 @@ LITE0_RESIZE_FILTER = "bilinear"  # PIL.Image.Resampling.BILINEAR
 LITE0_MEAN = 127.0
 LITE0_STD = 128.0
 
-BN_EPSILON = 1e-3
-
 # (kernel, stride, expand_ratio, output_filters, repeats) per stage: EfficientNet-B0
 # blocks, width/depth multiplier 1.0 for Lite0.
-_STAGES: tuple[tuple[int, int, int, int, int], ...] = (
-    (3, 1, 1, 16, 1),
-    (3, 2, 6, 24, 2),
-    (5, 2, 6, 40, 2),
-    (3, 2, 6, 80, 3),
-    (5, 1, 6, 112, 3),
-    (5, 2, 6, 192, 4),
-    (3, 1, 6, 320, 1),
-)
-_STEM_FILTERS = 32
-_HEAD_FILTERS = 1280
+_STAGES: tuple[tuple[int, int, int, int, int], ...] = _lite.LITE0.stages
+_STEM_FILTERS = _lite.STEM_FILTERS
+_HEAD_FILTERS = _lite.HEAD_FILTERS
+
+assert LITE0_GRID == _lite.LITE0.grid and LITE0_INPUT_SIZE == _lite.LITE0.input_size
+assert (LITE0_MEAN, LITE0_STD, LITE0_NUM_CLASSES) == (_lite.MEAN, _lite.STD, _lite.NUM_CLASSES)
 
 
 def block_names() -> list[str]:
     """The 16 block name prefixes in PyTorch ``_blocks.{i}`` order."""
-    return [
-        f"block{stage}_{r}"
-        for stage, (_, _, _, _, repeats) in enumerate(_STAGES, start=1)
-        for r in range(1, repeats + 1)
-    ]
+    return _lite.block_names(_lite.LITE0)
 
 
 def block_specs() -> list[dict]:
     """Per block: name, kernel, stride, in/out filters, expand ratio, residual."""
-    specs = []
-    in_filters = _STEM_FILTERS
-    for stage, (kernel, stride, expand, out_filters, repeats) in enumerate(_STAGES, start=1):
-        for r in range(1, repeats + 1):
-            s = stride if r == 1 else 1
-            specs.append(
-                {
-                    "name": f"block{stage}_{r}",
-                    "kernel": kernel,
-                    "stride": s,
-                    "expand": expand,
-                    "in": in_filters,
-                    "out": out_filters,
-                    "residual": s == 1 and in_filters == out_filters,
-                }
-            )
-            in_filters = out_filters
-    return specs
+    return _lite.block_specs(_lite.LITE0)
 
 
 def preprocess_lite0(rgb: np.ndarray) -> np.ndarray:
@@ -117,10 +100,7 @@ def preprocess_lite0(rgb: np.ndarray) -> np.ndarray:
     ``(x - 127) / 128``, i.e. roughly -1..1; see :data:`LITE0_MEAN`. Returns
     float32; resizing to :data:`LITE0_INPUT_SIZE` is the caller's job.
     """
-    x = np.asarray(rgb, dtype=np.float32)
-    if x.ndim not in (3, 4) or x.shape[-1] != 3:
-        raise ValueError(f"expected RGB pixels shaped (H, W, 3) or (N, H, W, 3), got {x.shape}")
-    return (x - np.float32(LITE0_MEAN)) / np.float32(LITE0_STD)
+    return _lite.preprocess_lite(rgb)
 
 
 def build_lite0(*, input_size: int = LITE0_INPUT_SIZE, include_top: bool = False):
@@ -132,66 +112,7 @@ def build_lite0(*, input_size: int = LITE0_INPUT_SIZE, include_top: bool = False
     ``[grid, logits]`` with 1000 ImageNet logits (global average pool + ``fc``;
     dropout is omitted, it is the identity at inference).
     """
-    import keras
-    from keras import layers
-
-    def conv_bn(x, filters, kernel, stride, prefix, act=True):
-        # stem/head: "stem_conv", "stem_bn", "stem_relu6"; blocks: "<p>", "<p>_bn", "<p>_relu6"
-        conv, bn, relu = (
-            (f"{prefix}_conv", f"{prefix}_bn", f"{prefix}_relu6")
-            if prefix in ("stem", "head")
-            else (prefix, f"{prefix}_bn", f"{prefix}_relu6")
-        )
-        x = layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=False, name=conv)(x)
-        x = layers.BatchNormalization(epsilon=BN_EPSILON, name=bn)(x)
-        if act:
-            x = layers.ReLU(max_value=6.0, name=relu)(x)
-        return x
-
-    inputs = keras.Input((input_size, input_size, 3), dtype="float32", name="image")
-    x = conv_bn(inputs, _STEM_FILTERS, 3, 2, "stem")
-
-    for spec in block_specs():
-        name = spec["name"]
-        shortcut = x
-        hidden = spec["in"] * spec["expand"]
-        if spec["expand"] != 1:
-            x = conv_bn(x, hidden, 1, 1, f"{name}_expand")
-        x = layers.DepthwiseConv2D(
-            spec["kernel"], strides=spec["stride"], padding="same", use_bias=False, name=f"{name}_dw"
-        )(x)
-        x = layers.BatchNormalization(epsilon=BN_EPSILON, name=f"{name}_dw_bn")(x)
-        x = layers.ReLU(max_value=6.0, name=f"{name}_dw_relu6")(x)
-        x = conv_bn(x, spec["out"], 1, 1, f"{name}_project", act=False)
-        if spec["residual"]:
-            x = layers.Add(name=f"{name}_add")([x, shortcut])
-
-    grid = conv_bn(x, _HEAD_FILTERS, 1, 1, "head")
-    if not include_top:
-        return keras.Model(inputs, grid, name="efficientnet_lite0")
-    pooled = layers.GlobalAveragePooling2D(name="avg_pool")(grid)
-    logits = layers.Dense(LITE0_NUM_CLASSES, name="fc")(pooled)
-    return keras.Model(inputs, [grid, logits], name="efficientnet_lite0")
-
-
-def _weighted_layers(model) -> dict:
-    return {layer.name: layer for layer in model.layers if layer.weights}
-
-
-def _file_array_shapes(path: Path) -> list[tuple[int, ...]]:
-    """Shapes of every array stored in a Keras ``.weights.h5`` file."""
-    import h5py
-
-    shapes: list[tuple[int, ...]] = []
-    with h5py.File(path, "r") as f:
-        f.visititems(lambda _, obj: shapes.append(tuple(obj.shape)) if isinstance(obj, h5py.Dataset) else None)
-    return shapes
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    text = text[:160] + ("..." if len(text) > 160 else "")
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return _lite.build_lite(_lite.LITE0, input_size=input_size, include_top=include_top)
 
 
 def load_lite0_weights(model, path: str | Path) -> None:
@@ -204,40 +125,7 @@ def load_lite0_weights(model, path: str | Path) -> None:
     ``.weights.h5`` files by model structure, not by layer name. Raises
     :class:`BundleError` naming the file when it is missing or does not fit.
     """
-    import warnings
-
-    path = Path(path)
-    if not path.is_file():
-        raise BundleError(f"{path.name}: the EfficientNet-Lite0 weights file is missing (looked in {path.parent}).")
-    if "fc" in _weighted_layers(model):
-        target = model
-    else:
-        # Load into a full model (strict, by structure) and copy what the grid model has.
-        target = build_lite0(input_size=model.input_shape[1] or LITE0_INPUT_SIZE, include_top=True)
-
-    try:
-        file_shapes = _file_array_shapes(path)
-    except Exception as exc:  # not HDF5, truncated, unreadable
-        raise BundleError(f"{path.name}: is not a readable Keras weights file ({_short(exc)}).") from exc
-    expected = sorted(tuple(int(d) for d in w.shape) for w in target.weights)
-    if sorted(file_shapes) != expected:
-        raise BundleError(
-            f"{path.name}: does not hold EfficientNet-Lite0 weights "
-            f"({len(file_shapes)} arrays whose shapes differ from the {len(expected)} expected)."
-        )
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            target.load_weights(str(path))
-    except Exception as exc:  # keras raises ValueError/KeyError/... for a wrong layout
-        raise BundleError(f"{path.name}: is not a compatible EfficientNet-Lite0 weights file ({_short(exc)}).") from exc
-
-    if target is not model:
-        source = _weighted_layers(target)
-        for name, layer in _weighted_layers(model).items():
-            if name not in source:
-                raise BundleError(f"{path.name}: has no weights for encoder layer {name!r}.")
-            layer.set_weights(source[name].get_weights())
+    _lite.load_lite_weights(model, path, _lite.LITE0)
 
 
 # --- the module protocol of ``imgcap_desktop.core.encoders.EncoderSpec`` ------

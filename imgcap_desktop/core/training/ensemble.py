@@ -14,6 +14,7 @@ import numpy as np
 
 from imgcap_desktop.core.bundle import Manifest, read_bundle, sha256_of, write_manifest
 from imgcap_desktop.core.errors import BundleError
+from imgcap_desktop.core.weights_file import to_float16
 
 
 def merge(bundle_dirs: list[str | Path], out: str | Path, *, data: str | None = None) -> Path:
@@ -43,7 +44,11 @@ def merge(bundle_dirs: list[str | Path], out: str | Path, *, data: str | None = 
     ensemble = build_decoder(config)
     for member, b in zip(ensemble.members, bundles):
         member.load_weights(str(b.file(b.manifest.weights)))
-    ensemble.save_weights(str(out / "decoder.weights.h5"))
+    # float16 storage keeps a three-member ensemble within the 60 MB bundle budget.
+    ensemble.save_weights(str(out / "decoder.f32.weights.h5"))
+    to_float16(out / "decoder.f32.weights.h5", out / "decoder.weights.h5")
+    (out / "decoder.f32.weights.h5").unlink()
+    ensemble.load_weights(str(out / "decoder.weights.h5"))  # score what is shipped
     shutil.copyfile(bundles[0].file(first.vocabulary), out / "vocab.json")
     if (out / first.encoder_weights).resolve() != bundles[0].file(first.encoder_weights).resolve():
         shutil.copyfile(bundles[0].file(first.encoder_weights), out / first.encoder_weights)
