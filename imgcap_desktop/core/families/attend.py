@@ -8,7 +8,7 @@ so what was trained is exactly what decodes.
 
 from __future__ import annotations
 
-from imgcap_desktop.core.families.base import Family, StepModel, StepOutput, WeightSpec
+from imgcap_desktop.core.families.base import Family, StepOutput, TensorStepModel, WeightSpec
 
 DEFAULTS = {
     "embed_dim": 256,      # word embedding
@@ -183,7 +183,7 @@ def _ensemble_class():
     return AttendEnsemble
 
 
-class AttendStepModel(StepModel):
+class AttendStepModel(TensorStepModel):
     def __init__(self, decoder, max_length: int):
         import tensorflow as tf
 
@@ -215,12 +215,6 @@ class AttendStepModel(StepModel):
                                                   tf.convert_to_tensor(tokens, tf.int32))
         return StepOutput(log_probs.numpy(), (h, c_state), alpha.numpy())
 
-    def select(self, arrays, rows):
-        tf = self._tf
-        import numpy as np
-
-        idx = tf.constant(np.asarray(rows, dtype=np.int32))
-        return tuple(tf.gather(a, idx) for a in arrays)
 
 
 class AttendFamily(Family):

@@ -46,6 +46,16 @@ class StepModel(abc.ABC):
         """The given rows of every array, in order (rows may repeat)."""
 
 
+class TensorStepModel(StepModel):
+    """A step model whose context and state are TensorFlow tensors (the Keras runtime)."""
+
+    def select(self, arrays: Arrays, rows: np.ndarray) -> Arrays:
+        import tensorflow as tf
+
+        idx = tf.constant(np.asarray(rows, dtype=np.int32))
+        return tuple(tf.gather(a, idx) for a in arrays)
+
+
 @dataclass(frozen=True)
 class WeightSpec:
     """Shapes of a family's weights, known without building anything.

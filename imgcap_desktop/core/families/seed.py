@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from imgcap_desktop.core.errors import BundleError
-from imgcap_desktop.core.families.base import Family, StepModel, StepOutput, WeightSpec
+from imgcap_desktop.core.families.base import Family, StepOutput, TensorStepModel, WeightSpec
 
 # The seed attends from every token to a single image vector, so Keras' softmax runs over an axis
 # of size 1 (weights are always 1). That is the seed's design, not a bug here: keep it, quietly.
@@ -142,7 +142,7 @@ def vocab_size_of_legacy_h5(path: Path) -> int:
     return int(embeds[0][0])
 
 
-class SeedStepModel(StepModel):
+class SeedStepModel(TensorStepModel):
     def __init__(self, model, roles, max_length: int):
         import tensorflow as tf
 
@@ -189,10 +189,6 @@ class SeedStepModel(StepModel):
         log_probs = self._predict(image, buffer).numpy()
         return StepOutput(log_probs, (buffer,))
 
-    def select(self, arrays, rows):
-        tf = self._tf
-        idx = tf.constant(np.asarray(rows, dtype=np.int32))
-        return tuple(tf.gather(a, idx) for a in arrays)
 
 
 class SeedFamily(Family):

@@ -7,7 +7,6 @@ renamed folder or a different split reuses every vector already computed.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -22,11 +21,7 @@ from imgcap_desktop.core.paths import user_cache_dir
 
 
 def content_key(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return sha256_of(path)
 
 
 class FeatureCache:
