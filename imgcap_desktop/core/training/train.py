@@ -542,6 +542,10 @@ def train_seed(cfg: TrainConfig) -> Path:
 
 
 def train(cfg: TrainConfig) -> Path:
+    import tensorflow as tf
+
+    # With --seed, the same data give the same weights: deterministic kernels (a little slower on a CPU).
+    tf.config.experimental.enable_op_determinism()
     if cfg.family == "attend":
         return train_attend(cfg)
     if cfg.family == "seed":

@@ -138,3 +138,35 @@ def test_seed_family_trains_into_a_loadable_bundle(shapes_data, seed_assets, tmp
     assert captioner.manifest.family == "seed"
     record = next(captioner.caption_paths([sorted((shapes_data / "Images").glob("*.jpg"))[0]]))
     assert record.ok, record.error
+
+
+def test_same_seed_gives_the_same_weights(shapes_data, trained, tmp_path):
+    """`imgcap train --seed N` twice (two processes, as a user runs it) writes identical weights."""
+    import subprocess
+    import sys
+
+    import h5py
+
+    script = (
+        "import sys; from pathlib import Path; sys.path.insert(0, sys.argv[4]);"
+        "from tests.core.training.test_train import small_config;"
+        "from imgcap_desktop.core.training.train import train;"
+        "train(small_config(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), epochs=1, limit_images=24))"
+    )
+    root = str(__import__("pathlib").Path(__file__).resolve().parents[3])
+    outs = []
+    for i in range(2):
+        out = tmp_path / f"run{i}"
+        subprocess.run([sys.executable, "-c", script, str(shapes_data), str(out), str(trained["cache"]), root],
+                       check=True, capture_output=True, timeout=600)
+        outs.append(out)
+
+    def arrays(bundle):
+        found = []
+        with h5py.File(bundle / "decoder.weights.h5", "r") as f:
+            f.visititems(lambda _, o: found.append(o[()]) if isinstance(o, h5py.Dataset) else None)
+        return found
+
+    first, second = arrays(outs[0]), arrays(outs[1])
+    assert len(first) == len(second) > 0
+    assert all(np.array_equal(a, b) for a, b in zip(first, second))
