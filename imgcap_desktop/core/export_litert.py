@@ -86,7 +86,7 @@ def export_bundle(bundle_dir: str | os.PathLike, out_dir: str | os.PathLike | No
 
     size, cells, feat = spec.input_size, config["grid_cells"], config["feature_dim"]
     widths = state_widths(config)
-    proj, att, units = widths["annotations"], widths["keys"], widths["h"]
+    proj, att, units, slots = widths["annotations"], widths["keys"], widths["h"], widths["slots"]
     shape = tuple(spec.feature_shape)
 
     @tf.function(input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32, name="images")])
@@ -99,8 +99,8 @@ def export_bundle(bundle_dir: str | os.PathLike, out_dir: str | os.PathLike | No
         return {"annotations": annotations, "keys": keys, "h": h, "c": c}
 
     @tf.function(input_signature=[
-        tf.TensorSpec([None, cells, proj], tf.float32, name="annotations"),
-        tf.TensorSpec([None, cells, att], tf.float32, name="keys"),
+        tf.TensorSpec([None, slots, proj], tf.float32, name="annotations"),
+        tf.TensorSpec([None, slots, att], tf.float32, name="keys"),
         tf.TensorSpec([None, units], tf.float32, name="h"),
         tf.TensorSpec([None, units], tf.float32, name="c"),
         tf.TensorSpec([None], tf.int32, name="tokens"),

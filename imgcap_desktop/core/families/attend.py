@@ -19,6 +19,8 @@ DEFAULTS = {
     "units": 512,          # LSTM state
     "output_dim": 512,     # deep-output layer before the vocabulary
     "dropout": 0.5,
+    "semantic": 0,         # 1: add the encoder's ImageNet class probabilities as a global attention slot
+    "classes": 1000,
 }
 
 
@@ -33,9 +35,10 @@ def members(config: dict) -> int:
 
 
 def state_widths(config: dict) -> dict[str, int]:
-    """Last-axis widths of the step state as the runtimes see it (an ensemble concatenates its members')."""
+    """Shapes of the step state as the runtimes see it (an ensemble concatenates its members')."""
     c, n = full_config(config), members(config)
-    return {"annotations": c["proj_dim"] * n, "keys": c["attention_dim"] * n, "h": c["units"] * n, "c": c["units"] * n}
+    return {"annotations": c["proj_dim"] * n, "keys": c["attention_dim"] * n, "h": c["units"] * n, "c": c["units"] * n,
+            "slots": c["grid_cells"] + (1 if c["semantic"] else 0)}
 
 
 def weight_shapes(config: dict) -> list[tuple[int, ...]]:
@@ -58,7 +61,10 @@ def _member_shapes(config: dict) -> list[tuple[int, ...]]:
         (e + d, 4 * h), (h, 4 * h), (4 * h,),   # lstm cell
         (h + d + e, o), (o,),      # out_hidden
         (o, v), (v,),              # out_logits
-    ]
+    ] + ([
+        (f, c["classes"]), (c["classes"],),   # imagenet_fc (frozen copy of the encoder's classifier)
+        (c["classes"], d), (d,),              # semantic
+    ] if c["semantic"] else [])
 
 
 def build_decoder(config: dict):
@@ -110,10 +116,21 @@ def _decoder_class():
             self.feature_dropout = layers.Dropout(c["dropout"] * 0.5)
             self.embed_dropout = layers.Dropout(c["dropout"] * 0.5)
             self.out_dropout = layers.Dropout(c["dropout"])
+            self.use_semantic = bool(c["semantic"])
+            if self.use_semantic:
+                # The encoder's own ImageNet head, frozen: 1000 pretrained concepts (breeds, beaches,
+                # bicycles...) that 760 captioned photos could never teach the decoder from scratch.
+                self.imagenet_fc = layers.Dense(c["classes"], name="imagenet_fc", trainable=False)
+                self.semantic = layers.Dense(c["proj_dim"], activation="relu", name="semantic")
 
         def begin(self, features, training=False):
             """features (B, cells, F) -> context (annotations, keys) and state (h, c)."""
             annotations = self.enc_proj(self.feature_dropout(features, training=training))
+            if self.use_semantic:
+                probs = tf.nn.softmax(self.imagenet_fc(tf.reduce_mean(features, axis=1)))
+                concept = self.semantic(probs)
+                # One more slot to attend to, beside the grid cells.
+                annotations = tf.concat([annotations, concept[:, None, :]], axis=1)
             keys = self.att_keys(annotations)
             mean = tf.reduce_mean(annotations, axis=1)
             return (annotations, keys), (self.init_h(mean), self.init_c(mean))

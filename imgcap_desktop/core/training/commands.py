@@ -28,6 +28,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--test-fraction", type=float, default=0.10)
     p.add_argument("--scst-epochs", type=int, default=0,
                    help="self-critical fine-tuning epochs on CIDEr-D after cross-entropy (attend family)")
+    p.add_argument("--semantic", action="store_true",
+                   help="also attend to the encoder's ImageNet class probabilities (attend family)")
     p.add_argument("--units", type=int, default=512, help="decoder LSTM size (attend family)")
     p.add_argument("--dropout", type=float, default=0.5)
     p.add_argument("--no-flip", action="store_true", help="no horizontal-flip augmentation")
@@ -67,7 +69,7 @@ def cmd_train(args) -> int:
         max_length=args.max_length, patience=args.patience, seed=args.seed, split_seed=args.split_seed, val_fraction=args.val_fraction,
         test_fraction=args.test_fraction, flip=not args.no_flip, resume=args.resume,
         encoder_weights=args.encoder_weights, corpus=args.corpus, cache_dir=args.cache_dir,
-        progress=not args.no_progress, scst_epochs=args.scst_epochs, units=args.units, dropout=args.dropout, command="imgcap " + shlex.join(sys.argv[1:]))
+        progress=not args.no_progress, scst_epochs=args.scst_epochs, units=args.units, dropout=args.dropout, semantic=args.semantic, command="imgcap " + shlex.join(sys.argv[1:]))
     out = train(cfg)
     manifest = json.loads((Path(out) / "manifest.json").read_text())
     print(f"wrote {out}")

@@ -64,6 +64,7 @@ class TrainConfig:
     scst_samples: int = 5
     scst_learning_rate: float = 5e-5
     units: int = 512
+    semantic: bool = False            # ImageNet class probabilities as an extra attention slot
     embed_dim: int = 256
     dropout: float = 0.5
     limit_images: int | None = None   # for smoke runs and tests
@@ -230,8 +231,11 @@ def train_attend(cfg: TrainConfig) -> Path:
 
     config = {"vocab_size": vocab.size, "max_length": cfg.max_length, "units": cfg.units,
               "embed_dim": cfg.embed_dim, "dropout": cfg.dropout,
-              "feature_dim": spec.feature_shape[1], "grid_cells": spec.feature_shape[0]}
+              "feature_dim": spec.feature_shape[1], "grid_cells": spec.feature_shape[0],
+              "semantic": int(cfg.semantic)}
     model = build_decoder(config)
+    if cfg.semantic:
+        model.imagenet_fc.set_weights(_imagenet_head(spec, weights))
     optimizer = keras.optimizers.Adam(learning_rate=cfg.learning_rate, clipnorm=5.0)
     ckpt = Checkpoints(out)
     state = {"epoch": 0, "best": -1.0, "best_epoch": 0, "bad_epochs": 0, "history": []}
@@ -433,6 +437,15 @@ def _scst(cfg, model, data, feats, index, flipped, train_index, step_model, val_
         ckpt.save(model, None, state, best=improved)
         _log(cfg, f"scst epoch {epoch}: mean sample CIDEr-D {np.mean(rewards_seen):.3f}, val CIDEr {score:.3f} "
                   f"(best {best:.3f}), e.g. “{preds[0]}”")
+
+
+def _imagenet_head(spec, weights: Path) -> list[np.ndarray]:
+    """The encoder's 1000-class classifier weights (kernel, bias) from its weights file."""
+    from imgcap_desktop.core.encoders import lite
+
+    full = lite.build_lite(lite.detect_variant(weights), include_top=True)
+    lite.load_lite_weights(full, weights)
+    return full.get_layer("fc").get_weights()
 
 
 def _provenance(cfg: TrainConfig, data: Prepared, started: float, state: dict) -> dict:
