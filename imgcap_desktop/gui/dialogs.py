@@ -1,0 +1,172 @@
+"""Message boxes and the settings dialog.
+
+The questions are plain functions so tests can replace them with monkeypatch instead
+of driving modal Qt dialogs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QMessageBox,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from imgcap_desktop.core.options import BY_NAME
+
+from .settings import SIDECAR_POLICIES
+
+YES, NO, YES_ALL, NO_ALL = "yes", "no", "yes_all", "no_all"
+
+
+def ask_overwrite(parent: QWidget | None, path: Path, many: bool = False) -> str:
+    """Whether to replace an existing caption file: yes / no / yes_all / no_all."""
+    buttons = QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No
+    if many:
+        buttons |= QMessageBox.StandardButton.YesToAll | QMessageBox.StandardButton.NoToAll
+    answer = QMessageBox.question(
+        parent,
+        "Replace caption file?",
+        f"{path.name} already exists.\nReplace it with the new caption?",
+        buttons,
+        QMessageBox.StandardButton.No,
+    )
+    return {
+        QMessageBox.StandardButton.Yes: YES,
+        QMessageBox.StandardButton.YesToAll: YES_ALL,
+        QMessageBox.StandardButton.NoToAll: NO_ALL,
+    }.get(answer, NO)
+
+
+def show_error(parent: QWidget | None, title: str, message: str) -> QMessageBox:
+    """A window-modal warning that does not block the caller (open(), not exec()):
+    it is often raised from a worker signal, where a nested event loop would let
+    further signals re-enter the handler."""
+    box = QMessageBox(QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok, parent)
+    box.setObjectName("error-box")
+    box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    box.open()
+    return box
+
+
+def ask_export_path(parent: QWidget | None, start: str = "") -> Path | None:
+    csv_filter, jsonl_filter = "CSV (*.csv)", "JSON lines (*.jsonl)"
+    folder = Path(start) if start else Path.home()
+    name, chosen = QFileDialog.getSaveFileName(
+        parent, "Export captions", str(folder / "captions.csv"), f"{csv_filter};;{jsonl_filter}"
+    )
+    if not name:
+        return None
+    path = Path(name)
+    if path.suffix.lower() not in (".csv", ".jsonl"):
+        path = path.with_suffix(".jsonl" if chosen == jsonl_filter else ".csv")
+    return path
+
+
+def choose_model_folder(parent: QWidget | None, start: str = "") -> str | None:
+    folder = QFileDialog.getExistingDirectory(
+        parent, "Open model folder (a bundle, or image_caption.h5 + tokenizer.pkl)", start
+    )
+    return folder or None
+
+
+def model_label(path: str) -> str:
+    return "Default model" if not path else f"{Path(path).name}  —  {path}"
+
+
+class SettingsDialog(QDialog):
+    """Decoding options, the sidecar policy and the model, from core.options' limits."""
+
+    def __init__(self, values: dict, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWindowTitle("Settings")
+        self.setMinimumWidth(460)
+        form = QFormLayout()
+
+        self.beam = self._spin("beam", values)
+        self.beam.setToolTip(BY_NAME["beam"].help)
+        if self.beam.minimum() == 0:
+            self.beam.setSpecialValueText("model's choice")
+        form.addRow("&Beam width:", self.beam)
+
+        self.max_length = self._spin("max_length", values)
+        self.max_length.setSpecialValueText("model's limit")
+        form.addRow("&Longest caption (words):", self.max_length)
+
+        self.batch_size = self._spin("batch_size", values)
+        form.addRow("Photos per &batch:", self.batch_size)
+
+        self.sidecar = QComboBox()
+        labels = {"ask": "Ask before replacing", "overwrite": "Replace", "skip": "Keep the existing file"}
+        for policy in SIDECAR_POLICIES:
+            self.sidecar.addItem(labels[policy], policy)
+        self.sidecar.setCurrentIndex(max(0, self.sidecar.findData(values.get("sidecar_overwrite", "ask"))))
+        form.addRow("Existing &NAME.txt:", self.sidecar)
+
+        self.model = QComboBox()
+        self.model.addItem("Default model", "")
+        for path in values.get("recent_models", []):
+            if path:
+                self.model.addItem(model_label(path), path)
+        current = values.get("model_path", "")
+        if current and self.model.findData(current) < 0:
+            self.model.addItem(model_label(current), current)
+        self.model.setCurrentIndex(max(0, self.model.findData(current)))
+        browse = QPushButton("Open model folder…")
+        browse.clicked.connect(self._browse)
+        model_row = QHBoxLayout()
+        model_row.addWidget(self.model, 1)
+        model_row.addWidget(browse)
+        form.addRow("&Model:", model_row)
+        self._last_folder = values.get("last_folder", "")
+
+        hint = QLabel("Beam width 1 is fastest; wider beams are slower, often better, and offer alternatives.")
+        hint.setWordWrap(True)
+        hint.setEnabled(False)
+
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(hint)
+        layout.addWidget(buttons)
+
+    def _spin(self, name: str, values: dict) -> QSpinBox:
+        option = BY_NAME[name]
+        spin = QSpinBox()
+        spin.setRange(option.minimum or 0, option.maximum or 10_000)
+        spin.setValue(int(values.get(name, option.default)))
+        spin.setToolTip(option.help)
+        return spin
+
+    def _browse(self) -> None:
+        folder = choose_model_folder(self, self._last_folder)
+        if folder:
+            index = self.model.findData(folder)
+            if index < 0:
+                self.model.addItem(model_label(folder), folder)
+                index = self.model.count() - 1
+            self.model.setCurrentIndex(index)
+
+    def values(self) -> dict:
+        return {
+            "beam": self.beam.value(),
+            "max_length": self.max_length.value(),
+            "batch_size": self.batch_size.value(),
+            "sidecar_overwrite": self.sidecar.currentData(),
+            "model_path": self.model.currentData() or "",
+        }

@@ -1,0 +1,234 @@
+"""The batch queue: one row per photo with its status and (editable) caption."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
+from PySide6.QtGui import QColor, QIcon, QImage, QPalette, QPixmap
+from PySide6.QtWidgets import QApplication, QStyle
+
+from .image_loader import ImageLoader
+
+WAITING = "waiting"
+CAPTIONING = "captioning"
+DONE = "done"
+FAILED = "failed"
+CANCELLED = "cancelled"
+
+THUMB_SIZE = 64
+
+COL_PHOTO, COL_STATUS, COL_CAPTION = range(3)
+HEADERS = ("Photo", "Status", "Caption")
+
+
+@dataclass
+class QueueRow:
+    path: Path
+    status: str = WAITING
+    text: str = ""          # what will be saved: the model's caption or the user's edit
+    caption: Any = None     # the engine's Caption (score, alternatives), if any
+    error: str = ""
+    edited: bool = False
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+class QueueModel(QAbstractTableModel):
+    def __init__(self, loader: ImageLoader | None = None, parent=None):
+        super().__init__(parent)
+        self.rows: list[QueueRow] = []
+        self._index_of: dict[str, int] = {}
+        self._loader = loader
+        self._icons: dict[str, QIcon] = {}
+        if loader is not None:
+            loader.loaded.connect(self._on_image_loaded)
+            loader.load_failed.connect(self._on_image_failed)
+
+    # -- Qt model API --------------------------------------------------------------
+
+    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: B008 - Qt signature
+        return 0 if parent.isValid() else len(self.rows)
+
+    def columnCount(self, parent=QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(HEADERS)
+
+    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return HEADERS[section]
+        return None
+
+    def flags(self, index):
+        base = super().flags(index)
+        if index.isValid() and index.column() == COL_CAPTION:
+            return base | Qt.ItemFlag.ItemIsEditable
+        return base
+
+    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
+        if not index.isValid():
+            return None
+        row = self.rows[index.row()]
+        column = index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            if column == COL_PHOTO:
+                return row.name
+            if column == COL_STATUS:
+                return status_text(row)
+            if column == COL_CAPTION:
+                # A failed row has no caption: its reason takes the space, where it
+                # can be read whole rather than squeezed into the status column.
+                return row.text or row.error
+        elif role == Qt.ItemDataRole.EditRole:
+            if column == COL_CAPTION:
+                return row.text
+        elif role == Qt.ItemDataRole.ToolTipRole:
+            if column == COL_PHOTO:
+                return str(row.path)
+            if row.error and column in (COL_STATUS, COL_CAPTION):
+                return row.error
+            if column == COL_CAPTION and row.text:
+                return row.text
+        elif role == Qt.ItemDataRole.ForegroundRole:
+            if row.status == FAILED and column in (COL_STATUS, COL_CAPTION):
+                return _error_colour()
+        elif role == Qt.ItemDataRole.DecorationRole and column == COL_PHOTO:
+            return self._thumbnail(row)
+        return None
+
+    def setData(self, index, value, role=Qt.ItemDataRole.EditRole) -> bool:
+        if index.isValid() and index.column() == COL_CAPTION and role == Qt.ItemDataRole.EditRole:
+            return self.set_text(index.row(), str(value))
+        return False
+
+    # -- queue API -----------------------------------------------------------------
+
+    def add_paths(self, paths: Iterable[Path]) -> list[int]:
+        """Appends photos not already queued; returns the new row numbers."""
+        new = []
+        for path in paths:
+            path = Path(path)
+            key = _key(path)
+            if key in self._index_of or any(_key(p.path) == key for p in new):
+                continue
+            new.append(QueueRow(path))
+        if not new:
+            return []
+        first = len(self.rows)
+        self.beginInsertRows(QModelIndex(), first, first + len(new) - 1)
+        for offset, row in enumerate(new):
+            self.rows.append(row)
+            self._index_of[_key(row.path)] = first + offset
+        self.endInsertRows()
+        return list(range(first, first + len(new)))
+
+    def clear(self) -> None:
+        self.beginResetModel()
+        self.rows.clear()
+        self._index_of.clear()
+        self.endResetModel()
+
+    def remove_rows(self, numbers: Iterable[int]) -> None:
+        for number in sorted(set(numbers), reverse=True):
+            self.beginRemoveRows(QModelIndex(), number, number)
+            del self.rows[number]
+            self.endRemoveRows()
+        self._index_of = {_key(r.path): i for i, r in enumerate(self.rows)}
+
+    def row_of(self, path: str | Path) -> int:
+        return self._index_of.get(_key(Path(path)), -1)
+
+    def row(self, number: int) -> QueueRow:
+        return self.rows[number]
+
+    def set_status(self, number: int, status: str, error: str = "") -> None:
+        row = self.rows[number]
+        row.status = status
+        row.error = error
+        self._changed(number, COL_STATUS, COL_STATUS)
+
+    def set_caption(self, number: int, caption) -> None:
+        row = self.rows[number]
+        row.caption = caption
+        row.text = caption.text
+        row.edited = False
+        row.status = DONE
+        row.error = ""
+        self._changed(number, COL_STATUS, COL_CAPTION)
+
+    def set_text(self, number: int, text: str) -> bool:
+        row = self.rows[number]
+        if row.text == text:
+            return False
+        row.text = text
+        row.edited = True
+        self._changed(number, COL_CAPTION, COL_CAPTION)
+        return True
+
+    def numbers_with_status(self, *statuses: str) -> list[int]:
+        return [i for i, r in enumerate(self.rows) if r.status in statuses]
+
+    def captioned(self) -> list[QueueRow]:
+        return [r for r in self.rows if r.text.strip()]
+
+    # -- thumbnails ----------------------------------------------------------------
+
+    def _thumbnail(self, row: QueueRow):
+        key = str(row.path)
+        if key in self._icons:
+            return self._icons[key]
+        if self._loader is None:
+            return None
+        if self._loader.has_failed(key, THUMB_SIZE):
+            return _broken_icon()
+        image = self._loader.request(key, THUMB_SIZE)
+        if image is not None:
+            self._icons[key] = QIcon(QPixmap.fromImage(image))
+            return self._icons[key]
+        return None
+
+    def _on_image_loaded(self, path: str, size: int, image: QImage) -> None:
+        if size == THUMB_SIZE:
+            self._icons[path] = QIcon(QPixmap.fromImage(image))
+            self._refresh_photo(path)
+
+    def _on_image_failed(self, path: str, size: int, message: str) -> None:
+        if size == THUMB_SIZE:
+            self._refresh_photo(path)
+
+    def _refresh_photo(self, path: str) -> None:
+        number = self.row_of(path)
+        if number >= 0:
+            self._changed(number, COL_PHOTO, COL_PHOTO)
+
+    def _changed(self, number: int, first: int, last: int) -> None:
+        self.dataChanged.emit(self.index(number, first), self.index(number, last))
+
+
+def status_text(row: QueueRow) -> str:
+    if row.status == DONE and row.edited:
+        return "done (edited)"
+    return row.status
+
+
+def _key(path: Path) -> str:
+    try:
+        return str(path.resolve())
+    except OSError:
+        return str(path.absolute())
+
+
+def _error_colour() -> QColor:
+    # Readable on both light and dark palettes.
+    dark = QApplication.palette().color(QPalette.ColorRole.Base).lightness() < 128
+    return QColor("#ef9a9a" if dark else "#b3261e")
+
+
+def _broken_icon() -> QIcon:
+    style = QApplication.style()
+    return style.standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning) if style else QIcon()
+

@@ -1,0 +1,129 @@
+"""Screenshots of the desktop app for the README and for eyeballing the layout.
+
+    xvfb-run -s "-screen 0 1400x900x24" env QT_QPA_PLATFORM=xcb \
+        python scripts/screenshot.py resources/screenshots [--fake] [--scenario all]
+
+Scenarios: empty window, one photo captioned, a batch with a failed row. The
+sample photos come from resources/samples/. --fake swaps the model for a
+deterministic stand-in that labels its captions as such (layout checks only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SAMPLES = ROOT / "resources" / "samples"
+
+
+class DemoCaptioner:
+    name = "layout demo (not a model)"
+    description = "placeholder captions for layout screenshots"
+
+    def caption_paths(self, paths, *, beam=3, max_length=0, batch_size=8, cancelled=None):
+        from imgcap_desktop.core.errors import ImgcapError
+        from imgcap_desktop.core.images import load_rgb
+        from imgcap_desktop.core.results import Alternative, Caption, CaptionResult
+
+        for path in paths:
+            if cancelled is not None and cancelled():
+                return
+            time.sleep(0.05)
+            try:
+                load_rgb(path)
+            except ImgcapError as exc:
+                yield CaptionResult(Path(path), error=str(exc))
+                continue
+            text = f"placeholder caption for {Path(path).stem}"
+            alternatives = tuple(Alternative(text if k == 0 else f"{text}, option {k + 1}", -2.0 - k) for k in range(3))
+            yield CaptionResult(Path(path), caption=Caption(text, -0.4, alternatives))
+
+
+def wait(app, condition, timeout=600.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise SystemExit("timed out waiting for the window")
+        app.processEvents()
+        time.sleep(0.01)
+
+
+def settle(app, seconds=0.4):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        app.processEvents()
+        time.sleep(0.01)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--scenario", choices=("empty", "photo", "batch", "all"), default="all")
+    parser.add_argument("--fake", action="store_true", help="use a placeholder captioner")
+    parser.add_argument("--model", default=None, help="model folder (default: the bundled model)")
+    parser.add_argument("--size", default="1240x800")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QApplication
+
+    from imgcap_desktop.gui.app import process_age
+    from imgcap_desktop.gui.main_window import MainWindow, app_icon
+    from imgcap_desktop.gui.settings import Settings
+    from imgcap_desktop.gui.worker import default_loader
+
+    app = QApplication(sys.argv[:1])
+    app.setApplicationDisplayName("Image Caption")
+    app.setWindowIcon(app_icon())
+    scratch = Path(tempfile.mkdtemp(prefix="imgcap-shots-"))
+    settings = Settings(QSettings(str(scratch / "settings.ini"), QSettings.Format.IniFormat))
+    if args.model:
+        settings.set("model_path", args.model)
+    loader = (lambda source: DemoCaptioner()) if args.fake else default_loader
+    window = MainWindow(settings, loader)
+    shown_at = []
+    window.shown.connect(lambda: shown_at.append(process_age()))
+    width, height = (int(v) for v in args.size.split("x"))
+    window.resize(width, height)
+    window.show()
+    wait(app, lambda: bool(shown_at))
+    print(f"window shown {shown_at[0]:.3f} s after process start", flush=True)
+    scenarios = ("empty", "photo", "batch") if args.scenario == "all" else (args.scenario,)
+
+    def grab(name):
+        settle(app)
+        path = args.out / f"{name}.png"
+        window.grab().save(str(path))
+        print(path, flush=True)
+
+    if "empty" in scenarios:
+        grab("empty-window")
+    wait(app, lambda: not window._loading)
+    print(f"model ready {process_age():.1f} s after process start: {window.model_label.text()}", flush=True)
+    if "photo" in scenarios:
+        window.clear_queue()
+        window.add_paths([SAMPLES / "chelsea.jpg"])
+        wait(app, lambda: not window.busy and window.preview.has_image())
+        grab("one-photo")
+    if "batch" in scenarios:
+        window.clear_queue()
+        broken = scratch / "holiday-042.jpg"
+        broken.write_bytes(b"\xff\xd8\xff\xe0 truncated download")
+        window.add_paths([SAMPLES / "coffee.jpg", SAMPLES / "astronaut.jpg", broken, SAMPLES / "chelsea.jpg"])
+        wait(app, lambda: not window.busy and not window.queue.numbers_with_status("waiting"))
+        window.select_row(1)
+        wait(app, lambda: window.preview.has_image())
+        grab("batch-with-failure")
+    window.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

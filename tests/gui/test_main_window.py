@@ -1,0 +1,291 @@
+"""Main window behaviour with the worker run synchronously (and once in a real thread)."""
+
+import threading
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QGuiApplication, QImage
+
+from imgcap_desktop.gui.queue_model import CANCELLED, COL_CAPTION, COL_PHOTO, COL_STATUS, DONE, FAILED, WAITING
+
+from .conftest import FakeLoader, write_photo
+
+WORK = ("act_caption", "act_caption_all", "act_save_all", "act_write", "act_export", "act_model", "act_settings")
+
+
+def enabled(window, names=WORK) -> dict:
+    return {name: getattr(window, name).isEnabled() for name in names}
+
+
+def many_photos(tmp_path, count, folder="batch"):
+    return [write_photo(tmp_path / folder / f"photo{i:03d}.png", (24, 16)) for i in range(count)]
+
+
+def test_window_shows_before_a_model_and_waits_for_it(make_window, photos):
+    window = make_window(load=False)
+    window.show()
+    window.add_paths([photos["red"]])
+    assert not window.model_ready
+    assert not window.act_caption.isEnabled() and not window.act_caption_all.isEnabled()
+    assert window.queue.rows[0].status == WAITING
+    window.load_model()
+    # model_ready enables captioning and picks up the photo waiting for it
+    assert window.model_ready
+    assert window.model_label.text() == "Model: Fake model"
+    assert window.queue.rows[0].status == DONE
+
+
+def test_work_buttons_disabled_from_start_until_finished(make_window, photos):
+    window = make_window()
+    window.auto_caption = False
+    window.add_paths([photos["red"], photos["green"], photos["blue"]])
+    assert all(enabled(window, ("act_caption", "act_caption_all", "act_model", "act_settings")).values())
+
+    seen = {}
+    window.worker.started.connect(lambda total: seen.setdefault("started", (enabled(window), window.act_cancel.isEnabled())))
+    window.worker.progress.connect(lambda d, t: seen.setdefault(f"progress{d}", (enabled(window), window.act_cancel.isEnabled())))
+    window.worker.finished.connect(lambda c: seen.setdefault("finished", (enabled(window), window.act_cancel.isEnabled())))
+    window.caption_all()
+
+    for moment in ("started", "progress1", "progress2"):
+        states, cancel = seen[moment]
+        assert not any(states.values()), (moment, states)
+        assert cancel, moment
+    states, cancel = seen["finished"]
+    assert all(states.values()), states
+    assert not cancel
+    # the buttons under the preview follow their actions
+    assert window.findChildren(type(window.table))  # sanity
+    assert [r.status for r in window.queue.rows] == [DONE, DONE, DONE]
+
+
+def test_broken_photo_fails_with_reason_and_the_rest_succeed(make_window, photos):
+    window = make_window()
+    window.add_paths([photos["folder"]])
+    statuses = {r.name: r.status for r in window.queue.rows}
+    assert statuses == {"red.jpg": DONE, "broken.jpg": FAILED, "green.png": DONE, "blue.jpg": DONE}
+    number = window.queue.row_of(photos["broken"])
+    status_index = window.queue.index(number, COL_STATUS)
+    caption_index = window.queue.index(number, COL_CAPTION)
+    assert window.queue.data(status_index) == "failed"
+    reason = window.queue.rows[number].error
+    assert reason.startswith("broken.jpg")
+    assert window.queue.data(caption_index) == reason  # the reason, as text
+    assert window.queue.data(caption_index, Qt.ItemDataRole.EditRole) == ""  # not a caption
+    assert window.queue.data(status_index, Qt.ItemDataRole.ToolTipRole) == reason
+    assert window.queue.data(status_index, Qt.ItemDataRole.ForegroundRole) is not None
+    assert "3 captioned, 1 failed" in window.queue_label.text()
+
+
+def test_cancel_mid_batch_marks_the_rest_cancelled(make_window, tmp_path):
+    window = make_window()
+    window.auto_caption = False
+    window.add_paths(many_photos(tmp_path, 6))
+    finished = []
+    window.worker.finished.connect(finished.append)
+    window.worker.result.connect(lambda *_: window.cancel() if len(window.queue.numbers_with_status(DONE)) == 2 else None)
+    window.caption_all()
+    assert finished == [True]
+    assert [r.status for r in window.queue.rows] == [DONE, DONE] + [CANCELLED] * 4
+    assert "Cancelled: 2 of 6" in window.statusBar().currentMessage()
+    assert window.act_caption_all.isEnabled() and not window.act_cancel.isEnabled()
+    # Caption All picks up exactly the cancelled ones
+    window.caption_all()
+    assert window.loader.captioner.calls[-1]["paths"] == [r.path for r in window.queue.rows[2:]]
+
+
+def test_loader_failure_is_shown_and_buttons_come_back(make_window, photos, shown_errors):
+    window = make_window(FakeLoader(fail="image_caption.h5 is missing from /models."))
+    assert shown_errors == [("Model not loaded", "image_caption.h5 is missing from /models.")]
+    assert window.model_label.text() == "No model"
+    assert "image_caption.h5" in window.statusBar().currentMessage()
+    window.add_paths([photos["red"]])
+    assert not window.act_caption.isEnabled()
+    assert window.act_model.isEnabled() and window.act_settings.isEnabled()
+
+
+def test_engine_exception_is_shown_and_buttons_come_back(make_window, photos, shown_errors):
+    window = make_window(raise_after=1)
+    finished = []
+    window.worker.finished.connect(finished.append)
+    window.add_paths([photos["red"], photos["green"], photos["blue"]])
+    assert finished == [False]
+    assert shown_errors == [("Captioning stopped", "RuntimeError: the fake engine broke")]
+    red, green, blue = window.queue.rows
+    assert red.status == DONE
+    assert green.status == FAILED and blue.status == FAILED and "fake engine broke" in green.error
+    assert enabled(window, ("act_caption", "act_caption_all", "act_model", "act_settings")) == dict.fromkeys(
+        ("act_caption", "act_caption_all", "act_model", "act_settings"), True
+    )
+
+
+def test_decoding_settings_reach_the_engine(make_window, photos, settings):
+    settings.set("beam", 5)
+    settings.set("max_length", 12)
+    settings.set("batch_size", 2)
+    window = make_window()
+    window.add_paths([photos["red"]])
+    call = window.loader.captioner.calls[-1]
+    assert (call["beam"], call["max_length"], call["batch_size"]) == (5, 12, 2)
+    assert window.alternatives.count() == 5
+
+
+def test_selection_keyboard_navigation_and_editing(make_window, photos, qtbot):
+    window = make_window()
+    window.show()
+    window.add_paths([photos["red"], photos["green"]])
+    window.select_row(0)
+    red, green = window.queue.rows
+    assert window.caption_edit.toPlainText() == red.text
+    window.table.setFocus()
+    qtbot.keyClick(window.table, Qt.Key.Key_Down)
+    assert window.caption_edit.toPlainText() == green.text
+    assert window.windowTitle().startswith("green.png")
+
+    window.caption_edit.setPlainText("a green square")
+    assert green.text == "a green square" and green.edited
+    assert window.queue.data(window.queue.index(1, COL_STATUS)) == "done (edited)"
+    qtbot.keyClick(window.table, Qt.Key.Key_Up)
+    assert window.caption_edit.toPlainText() == red.text
+    qtbot.keyClick(window.table, Qt.Key.Key_Down)
+    assert window.caption_edit.toPlainText() == "a green square"
+
+    window.copy_caption()
+    assert QGuiApplication.clipboard().text() == "a green square"
+
+
+def test_alternative_is_one_click_away(make_window, photos, qtbot):
+    window = make_window()
+    window.show()
+    window.add_paths([photos["red"]])
+    assert window.alternatives.isVisible() and window.alternatives.count() == 3
+    item = window.alternatives.item(2)
+    assert "(-3.50)" in item.text()
+    rect = window.alternatives.visualItemRect(item)
+    qtbot.mouseClick(window.alternatives.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    assert window.caption_edit.toPlainText().endswith("variant 2")
+    assert window.queue.rows[0].text.endswith("variant 2")
+
+
+def test_preview_keeps_aspect_and_exif_orientation(make_window, tmp_path, qtbot):
+    from imgcap_desktop.gui.main_window import PREVIEW_SIZE
+
+    # 60x20 pixels stored with "rotate 90" in EXIF: it must be shown 20 wide, 60 high.
+    path = write_photo(tmp_path / "turned.jpg", (60, 20), exif_orientation=6)
+    window = make_window(load=False)
+    window.show()
+    window.add_paths([path])
+    qtbot.waitUntil(window.preview.has_image, timeout=5000)
+    image = window.image_loader.cached(str(path), PREVIEW_SIZE)
+    assert (image.width(), image.height()) == (20, 60)
+
+
+def test_thumbnails_load_in_the_background(make_window, photos, qtbot):
+    window = make_window(load=False)
+    window.add_paths([photos["red"], photos["broken"]])
+    index = window.queue.index(0, COL_PHOTO)
+    window.queue.data(index, Qt.ItemDataRole.DecorationRole)  # asks for it
+    qtbot.waitUntil(lambda: window.queue.data(index, Qt.ItemDataRole.DecorationRole) is not None, timeout=5000)
+    assert not window.queue.data(index, Qt.ItemDataRole.DecorationRole).isNull()
+    broken = window.queue.index(1, COL_PHOTO)
+    window.queue.data(broken, Qt.ItemDataRole.DecorationRole)
+    qtbot.waitUntil(lambda: window.image_loader.has_failed(str(photos["broken"]), 64), timeout=5000)
+    assert window.queue.data(broken, Qt.ItemDataRole.DecorationRole) is not None  # a warning icon
+
+
+def test_broken_photo_preview_says_why(make_window, photos, qtbot):
+    window = make_window(load=False)
+    window.add_paths([photos["broken"]])
+    qtbot.waitUntil(lambda: "broken.jpg" in window.preview.message and "Loading" not in window.preview.message, timeout=5000)
+    assert not window.preview.has_image()
+
+
+def test_paste_image_and_file_list(make_window, photos, tmp_path):
+    window = make_window(load=False)
+    clipboard = QGuiApplication.clipboard()
+    image = QImage(12, 10, QImage.Format.Format_RGB32)
+    image.fill(Qt.GlobalColor.yellow)
+    clipboard.setImage(image)
+    window.paste()
+    assert len(window.queue.rows) == 1 and window.queue.rows[0].path.suffix == ".png"
+    clipboard.setText(f"{photos['red']}\nfile://{photos['green']}\n/not/there.jpg")
+    window.paste()
+    assert [r.name for r in window.queue.rows][1:] == ["red.jpg", "green.png"]
+    clipboard.setText("hello")
+    window.paste()
+    assert "no image" in window.statusBar().currentMessage()
+
+
+def test_remove_and_clear(make_window, photos):
+    window = make_window(load=False)
+    window.add_paths([photos["red"], photos["green"], photos["blue"]])
+    window.select_row(1)
+    window.remove_selected()
+    assert [r.name for r in window.queue.rows] == ["red.jpg", "blue.jpg"]
+    assert window.queue.row_of(photos["blue"]) == 1
+    window.clear_queue()
+    assert window.queue.rowCount() == 0 and window.preview.message.startswith("Drop photos")
+    assert not window.act_caption_all.isEnabled()
+
+
+def test_settings_change_loads_the_new_model(make_window, settings, tmp_path):
+    window = make_window()
+    folder = tmp_path / "my-model"
+    folder.mkdir()
+    window.apply_settings({"beam": 4, "max_length": 0, "batch_size": 8, "sidecar_overwrite": "skip", "model_path": str(folder)})
+    assert window.loader.sources == [None, str(folder)]
+    assert settings.get("model_path") == str(folder)
+    assert settings.get("recent_models") == [str(folder)]
+    assert settings.get("beam") == 4 and settings.get("sidecar_overwrite") == "skip"
+    window.apply_settings({"beam": 2, "model_path": str(folder)})
+    assert window.loader.sources == [None, str(folder)]  # unchanged model: no reload
+
+
+def test_settings_dialog_reads_and_returns_values(qtbot, tmp_path):
+    from imgcap_desktop.core.options import BY_NAME
+    from imgcap_desktop.gui.dialogs import SettingsDialog
+
+    dialog = SettingsDialog({"beam": 3, "max_length": 0, "batch_size": 8, "sidecar_overwrite": "overwrite",
+                             "model_path": "/m/b", "recent_models": ["/m/a", "/m/b"]})
+    qtbot.addWidget(dialog)
+    assert dialog.model.count() == 3 and dialog.model.currentData() == "/m/b"
+    assert dialog.beam.maximum() == BY_NAME["beam"].maximum
+    assert dialog.max_length.specialValueText() == "model's limit"
+    dialog.beam.setValue(7)
+    dialog.model.setCurrentIndex(0)
+    values = dialog.values()
+    assert values == {"beam": 7, "max_length": 0, "batch_size": 8, "sidecar_overwrite": "overwrite", "model_path": ""}
+
+
+def test_real_thread_batch_with_cancel_and_close(make_window, tmp_path, qtbot):
+    window = make_window(threaded=True, delay=0.03)
+    window.auto_caption = False
+    window.show()
+    window.add_paths(many_photos(tmp_path, 30))
+    gui_thread = threading.get_ident()
+    assert window.loader.threads and gui_thread not in window.loader.threads
+
+    assert window.start_job(list(range(30)))
+    assert not window.act_caption_all.isEnabled() and window.act_cancel.isEnabled()
+    qtbot.waitUntil(lambda: len(window.queue.numbers_with_status(DONE)) >= 3, timeout=5000)
+    assert not window.act_caption_all.isEnabled()  # still running: still disabled
+    assert window.progress_bar.isVisible() and " / 30" in window.progress_label.text()
+    window.cancel()
+    qtbot.waitUntil(lambda: not window.busy, timeout=5000)
+    statuses = [r.status for r in window.queue.rows]
+    assert statuses.count(CANCELLED) > 0 and set(statuses) <= {DONE, CANCELLED}
+    assert window.act_caption_all.isEnabled()
+    assert gui_thread not in window.loader.captioner.threads
+
+
+def test_closing_during_a_batch_stops_the_thread_cleanly(make_window, tmp_path, qtbot, qtlog):
+    window = make_window(threaded=True, delay=0.05)
+    window.auto_caption = False
+    window.show()
+    window.add_paths(many_photos(tmp_path, 40))
+    window.caption_all()
+    qtbot.waitUntil(lambda: len(window.queue.numbers_with_status(DONE)) >= 1, timeout=5000)
+    window.close()
+    thread = window._worker_thread.thread
+    assert thread.isFinished() and not thread.isRunning()
+    assert len(window.loader.captioner.calls) == 1
+    assert not [r for r in qtlog.records if "Destroyed while thread" in r.message]

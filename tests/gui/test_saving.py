@@ -1,0 +1,161 @@
+"""Sidecars (with the overwrite question), exports and writing into the photo."""
+
+import csv
+import json
+
+import pytest
+
+from imgcap_desktop.gui import dialogs
+
+from .conftest import write_photo
+
+
+@pytest.fixture
+def captioned(make_window, tmp_path):
+    """A window whose queue holds three captioned photos."""
+    window = make_window()
+    paths = [write_photo(tmp_path / "set" / f"{name}.jpg") for name in ("one", "two", "three")]
+    window.add_paths(paths)
+    window.select_row(0)
+    assert all(r.text for r in window.queue.rows)
+    return window, paths
+
+
+def ask_recorder(monkeypatch, answers):
+    asked = []
+
+    def ask(parent, path, many=False):
+        asked.append((path.name, many))
+        return answers.pop(0)
+
+    monkeypatch.setattr(dialogs, "ask_overwrite", ask)
+    return asked
+
+
+def test_save_sidecar_writes_the_edited_caption(captioned):
+    window, paths = captioned
+    window.caption_edit.setPlainText("a hand-written\ncaption")
+    window.save_sidecar()
+    assert (paths[0].with_suffix(".txt")).read_text(encoding="utf-8") == "a hand-written caption\n"
+    assert "Saved 1 caption file" in window.statusBar().currentMessage()
+
+
+@pytest.mark.parametrize("answer, expected", [("no", "old text\n"), ("yes", None)])
+def test_existing_sidecar_asks_before_overwriting(captioned, monkeypatch, answer, expected):
+    window, paths = captioned
+    sidecar = paths[0].with_suffix(".txt")
+    sidecar.write_text("old text\n")
+    asked = ask_recorder(monkeypatch, [answer])
+    window.save_sidecar()
+    assert asked == [("one.txt", False)]
+    content = sidecar.read_text()
+    assert content == (expected or window.queue.rows[0].text + "\n")
+
+
+@pytest.mark.parametrize("answer", ["yes_all", "no_all"])
+def test_save_all_asks_once_with_yes_to_all_or_no_to_all(captioned, monkeypatch, answer):
+    window, paths = captioned
+    for path in paths:
+        path.with_suffix(".txt").write_text("old\n")
+    asked = ask_recorder(monkeypatch, [answer])
+    window.save_all_sidecars()
+    assert asked == [("one.txt", True)]
+    contents = [p.with_suffix(".txt").read_text() for p in paths]
+    if answer == "yes_all":
+        assert contents == [r.text + "\n" for r in window.queue.rows]
+    else:
+        assert contents == ["old\n"] * 3
+        assert "kept 3 existing" in window.statusBar().currentMessage()
+
+
+@pytest.mark.parametrize("policy", ["skip", "overwrite"])
+def test_overwrite_policy_from_settings_never_asks(captioned, settings, policy):
+    window, paths = captioned
+    settings.set("sidecar_overwrite", policy)
+    for path in paths[:2]:
+        path.with_suffix(".txt").write_text("old\n")
+    window.save_all_sidecars()  # the autouse fixture fails the test if it asks
+    contents = [p.with_suffix(".txt").read_text() for p in paths]
+    rows = window.queue.rows
+    if policy == "skip":
+        assert contents == ["old\n", "old\n", rows[2].text + "\n"]
+    else:
+        assert contents == [r.text + "\n" for r in rows]
+
+
+def test_unwritable_sidecar_shows_error_and_app_continues(captioned, settings, shown_errors):
+    window, paths = captioned
+    settings.set("sidecar_overwrite", "overwrite")
+    paths[1].with_suffix(".txt").mkdir()  # a folder where the caption file should go
+    saved, skipped, errors = window._write_sidecars(window.queue.rows, many=True)
+    assert saved == 2 and len(errors) == 1
+    assert shown_errors and shown_errors[0][0] == "Some captions were not saved"
+    assert "two.txt" in shown_errors[0][1]
+    assert paths[2].with_suffix(".txt").exists()
+
+
+def test_export_csv_and_jsonl(captioned, tmp_path, monkeypatch, photos):
+    window, paths = captioned
+    window.add_paths([photos["broken"]])
+    window.select_row(1)
+    window.caption_edit.setPlainText("edited two")
+
+    monkeypatch.setattr(dialogs, "ask_export_path", lambda parent, start="": tmp_path / "out.csv")
+    window.export()
+    with open(tmp_path / "out.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0] == ["image", "caption"]
+    assert [Path_name(r[0]) for r in rows[1:]] == ["one.jpg", "two.jpg", "three.jpg"]
+    assert rows[2][1] == "edited two"
+
+    assert window.export_to(tmp_path / "out.jsonl")
+    records = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [Path_name(r["image"]) for r in records] == ["one.jpg", "two.jpg", "three.jpg", "broken.jpg"]
+    assert records[1]["edited"] is True and records[1]["caption"] == "edited two"
+    assert len(records[0]["alternatives"]) == 3 and "score" in records[0]
+    assert records[3]["status"] == "failed" and "broken.jpg" in records[3]["error"]
+
+
+def test_export_cancelled_dialog_writes_nothing(captioned, tmp_path, monkeypatch):
+    window, _ = captioned
+    monkeypatch.setattr(dialogs, "ask_export_path", lambda parent, start="": None)
+    window.export()
+    assert not list(tmp_path.glob("*.csv"))
+
+
+def test_export_error_is_shown(captioned, tmp_path, shown_errors):
+    window, _ = captioned
+    assert not window.export_to(tmp_path / "no" / "such" / "folder" / "out.csv")
+    assert shown_errors and shown_errors[0][0] == "Export failed"
+
+
+def test_write_into_photo(captioned):
+    metadata = pytest.importorskip("imgcap_desktop.core.metadata")
+    window, paths = captioned
+    window.write_into_photo()
+    stored = metadata.read_description(paths[0])
+    found = set(stored.values()) if isinstance(stored, dict) else {stored}
+    assert found == {window.queue.rows[0].text}
+    assert "written into one.jpg" in window.statusBar().currentMessage()
+
+
+def test_write_into_photo_error_changes_nothing(captioned, shown_errors):
+    window, paths = captioned
+    paths[0].unlink()  # gone since it was queued
+    window.write_into_photo()
+    assert shown_errors and shown_errors[0][0] == "Caption not written into the photo"
+    assert window.act_caption_all.isEnabled()
+
+
+def test_saving_buttons_follow_the_caption(make_window, photos):
+    window = make_window(load=False)
+    window.add_paths([photos["red"]])
+    assert not window.act_save.isEnabled() and not window.act_copy.isEnabled()
+    window.caption_edit.setPlainText("typed by hand")
+    assert window.act_save.isEnabled() and window.act_copy.isEnabled()
+
+
+def Path_name(text):
+    from pathlib import Path
+
+    return Path(text).name
