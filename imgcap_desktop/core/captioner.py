@@ -78,13 +78,25 @@ class Captioner:
         chosen = runtime_litert.choose_runtime(bundle, runtime, encoder_override=bool(override))
         if chosen == "litert":
             step_model, encoder = runtime_litert.load(bundle)
-            return cls(bundle, step_model, encoder, load_seconds=time.perf_counter() - began, runtime=chosen)
-        spec = bundle.encoder_spec
-        weights = find_weights(spec, bundle.path, bundle.manifest.encoder_weights, encoder_weights or beside)
-        family = get_family(bundle.manifest.family)
-        step_model = family.load_step_model(bundle.manifest.family_config, bundle.file(bundle.manifest.weights))
-        encoder = Encoder(spec, weights)
-        return cls(bundle, step_model, encoder, load_seconds=time.perf_counter() - began)
+        else:
+            spec = bundle.encoder_spec
+            weights = find_weights(spec, bundle.path, bundle.manifest.encoder_weights, encoder_weights or beside)
+            family = get_family(bundle.manifest.family)
+            step_model = family.load_step_model(bundle.manifest.family_config, bundle.file(bundle.manifest.weights))
+            encoder = Encoder(spec, weights)
+        captioner = cls(bundle, step_model, encoder, runtime=chosen)
+        captioner._warm_up()
+        captioner.load_seconds = time.perf_counter() - began
+        return captioner
+
+    def _warm_up(self) -> None:
+        """Run one blank photo through encoder and decoder so every graph is built during loading.
+
+        The first real caption is then as fast as the rest, and no graph is built later, in the
+        middle of a batch, on a worker thread.
+        """
+        blank = np.zeros((1, self.spec.input_size, self.spec.input_size, 3), dtype=np.float32)
+        self.caption_features(self.encoder(blank), beam=2, max_length=2)
 
     # --- description -----------------------------------------------------
 

@@ -111,8 +111,12 @@ class Encoder:
         model = module.build(weights_path)
         shape = spec.feature_shape
 
-        # autograph=False: nothing to convert, and it warns about the closure otherwise.
-        @tf.function(reduce_retracing=True, autograph=False)
+        # One trace for every batch size (traced once, at load): graph building mid-session in a
+        # worker thread is both slow and where TensorFlow has crashed on us. autograph=False:
+        # nothing to convert, and it warns about the closure otherwise.
+        size = spec.input_size
+
+        @tf.function(input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)], autograph=False)
         def run(batch):
             out = model(batch, training=False)
             return tf.reshape(out, (-1, *shape))

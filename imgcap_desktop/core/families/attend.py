@@ -201,7 +201,7 @@ def _ensemble_class():
 
 
 class AttendStepModel(TensorStepModel):
-    def __init__(self, decoder, max_length: int):
+    def __init__(self, decoder, max_length: int, decoder_config: dict):
         import tensorflow as tf
 
         self.decoder = decoder
@@ -209,11 +209,18 @@ class AttendStepModel(TensorStepModel):
         self.max_length = max_length
         self._tf = tf
 
-        @tf.function(reduce_retracing=True)
+        # Batch-agnostic signatures: each function is traced once, whatever the number of rows.
+        c = full_config(decoder_config)
+        w = state_widths(decoder_config)
+        f32 = tf.float32
+
+        @tf.function(input_signature=[tf.TensorSpec([None, c["grid_cells"], c["feature_dim"]], f32)])
         def begin(features):
             return decoder.begin(features)
 
-        @tf.function(reduce_retracing=True)
+        @tf.function(input_signature=[
+            tf.TensorSpec([None, w["slots"], w["annotations"]], f32), tf.TensorSpec([None, w["slots"], w["keys"]], f32),
+            tf.TensorSpec([None, w["h"]], f32), tf.TensorSpec([None, w["c"]], f32), tf.TensorSpec([None], tf.int32)])
         def step(annotations, keys, h, c_state, tokens):
             logits, h, c_state, alpha = decoder.step(annotations, keys, h, c_state, tokens)
             return tf.nn.log_softmax(logits), h, c_state, alpha
@@ -261,7 +268,7 @@ class AttendFamily(Family):
     def load_step_model(cls, config, weights_path):
         decoder = build_decoder(config)
         decoder.load_weights(str(weights_path))
-        return AttendStepModel(decoder, config["max_length"])
+        return AttendStepModel(decoder, config["max_length"], config)
 
 
 FAMILY = AttendFamily

@@ -151,11 +151,15 @@ class SeedStepModel(TensorStepModel):
         self.max_length = max_length
         image_dense = roles["image_dense"]
 
-        @tf.function(reduce_retracing=True)
+        feature_dim = int(roles["image_dense"].kernel.shape[0])
+
+        # Batch-agnostic signatures: traced once, whatever the number of rows.
+        @tf.function(input_signature=[tf.TensorSpec([None, feature_dim], tf.float32)])
         def encode_image(features):
             return image_dense(features)
 
-        @tf.function(reduce_retracing=True)
+        @tf.function(input_signature=[tf.TensorSpec([None, IMAGE_UNITS], tf.float32),
+                                      tf.TensorSpec([None, max_length], tf.int32)])
         def predict(image, buffer):
             # The seed graph from the embedding onwards, with the image branch precomputed:
             # the same layers and kernels as model.predict, without its per-call overhead.

@@ -89,7 +89,7 @@ def _score(ensemble, config, bundle, data, first):
     prepared = prepare(cfg, drop_single_letters=False)
     cache = FeatureCache(ENCODERS[first.encoder], bundle.file(first.encoder_weights),
                          Path(cfg.cache_dir) if cfg.cache_dir else None)
-    step_model = AttendStepModel(ensemble, config["max_length"])
+    step_model = AttendStepModel(ensemble, config["max_length"], config)
     vocab = bundle.vocabulary
     beam = int(first.decoding.get("beam", 3))
 

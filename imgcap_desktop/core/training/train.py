@@ -274,7 +274,7 @@ def train_attend(cfg: TrainConfig) -> Path:
         optimizer.apply_gradients(zip(grads, variables))
         return loss
 
-    step_model = AttendStepModel(model, cfg.max_length)
+    step_model = AttendStepModel(model, cfg.max_length, config)
     val_feats = feats[[index[k] for k in val_keys]]
     val_refs = {k: data.references[k] for k in val_keys}
     rng = np.random.default_rng(cfg.seed + state["epoch"])
