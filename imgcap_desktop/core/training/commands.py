@@ -9,6 +9,10 @@ from pathlib import Path
 
 from imgcap_desktop.core.training.datasets import FORMATS
 
+# oneDNN's threaded kernels sum in an order that depends on scheduling, so under load two runs
+# drift apart; TensorFlow's own kernels with op determinism do not. Set before TensorFlow loads.
+REPRODUCIBLE_ENV = {"TF_ENABLE_ONEDNN_OPTS": "0"}
+
 
 def add_parsers(sub) -> None:
     p = sub.add_parser("train", help="train a caption model and write a bundle")
@@ -61,6 +65,11 @@ def add_parsers(sub) -> None:
 
 
 def cmd_train(args) -> int:
+    import os
+
+    if "tensorflow" not in sys.modules:
+        for key, value in REPRODUCIBLE_ENV.items():
+            os.environ.setdefault(key, value)
     from imgcap_desktop.core.training.train import TrainConfig, train
 
     cfg = TrainConfig(

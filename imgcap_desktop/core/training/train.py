@@ -233,6 +233,9 @@ def train_attend(cfg: TrainConfig) -> Path:
               "embed_dim": cfg.embed_dim, "dropout": cfg.dropout,
               "feature_dim": spec.feature_shape[1], "grid_cells": spec.feature_shape[0],
               "semantic": int(cfg.semantic)}
+    # Seeded again here: building the encoder (only when features were not cached) draws from the
+    # same generator, and the decoder's start must not depend on the cache.
+    keras.utils.set_random_seed(cfg.seed)
     model = build_decoder(config)
     if cfg.semantic:
         model.imagenet_fc.set_weights(_imagenet_head(spec, weights))
@@ -485,6 +488,7 @@ def train_seed(cfg: TrainConfig) -> Path:
     index = {k: i for i, k in enumerate(all_keys)}
     length = cfg.max_length
     config = {"vocab_size": vocab.size, "max_length": length, "feature_dim": spec.feature_shape[0]}
+    keras.utils.set_random_seed(cfg.seed)  # independent of whether features came from the cache
     model, roles = SeedFamily.build(config)
     optimizer = keras.optimizers.Adam(learning_rate=cfg.learning_rate)
     model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")

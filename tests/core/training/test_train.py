@@ -142,10 +142,13 @@ def test_seed_family_trains_into_a_loadable_bundle(shapes_data, seed_assets, tmp
 
 def test_same_seed_gives_the_same_weights(shapes_data, trained, tmp_path):
     """`imgcap train --seed N` twice (two processes, as a user runs it) writes identical weights."""
+    import os
     import subprocess
     import sys
 
     import h5py
+
+    from imgcap_desktop.core.training.commands import REPRODUCIBLE_ENV
 
     script = (
         "import sys; from pathlib import Path; sys.path.insert(0, sys.argv[4]);"
@@ -158,7 +161,7 @@ def test_same_seed_gives_the_same_weights(shapes_data, trained, tmp_path):
     for i in range(2):
         out = tmp_path / f"run{i}"
         subprocess.run([sys.executable, "-c", script, str(shapes_data), str(out), str(trained["cache"]), root],
-                       check=True, capture_output=True, timeout=600)
+                       check=True, capture_output=True, timeout=600, env=dict(os.environ, **REPRODUCIBLE_ENV))
         outs.append(out)
 
     def arrays(bundle):
