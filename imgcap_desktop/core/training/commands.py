@@ -39,7 +39,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--no-flip", action="store_true", help="no horizontal-flip augmentation")
     p.add_argument("--resume", action="store_true", help="continue from OUT/.checkpoint")
     p.add_argument("--encoder-weights", default=None, metavar="FILE")
-    p.add_argument("--corpus", default=None, metavar="FILE", help="extra captions (Flickr8k token layout) for the vocabulary")
+    p.add_argument("--corpus", default=None, metavar="FILE", help="extra caption text (Flickr8k token layout): word counts for the vocabulary's min-count, no new words")
     p.add_argument("--cache-dir", default=None, help="feature cache folder (default: the user cache)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_train)

@@ -104,8 +104,11 @@ def prepare(cfg: TrainConfig, *, drop_single_letters: bool) -> Prepared:
     tokens = {k: [t for t in ts if t] for k, ts in tokens.items()}
     counted = [t for k in splits["train"] for t in tokens[k]]
     if cfg.corpus:
-        # Text-only captions widen the vocabulary only with words the photos also use enough.
-        counted += [t for t in text_corpus(Path(cfg.corpus), drop_single_letters=drop_single_letters)]
+        # Text-only captions add counts, never new words: a word no training photo is captioned
+        # with cannot be learned, so it could only ever be emitted at random.
+        seen = {w for t in counted for w in t}
+        counted += [[w for w in t if w in seen]
+                    for t in text_corpus(Path(cfg.corpus), drop_single_letters=drop_single_letters)]
     vocab = Vocabulary.from_captions(counted, min_count=cfg.min_count)
     limit = cfg.max_length - 1
     sequences = {}
