@@ -201,6 +201,70 @@ def _log(cfg: TrainConfig, message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+# --- shared run set-up and epoch bookkeeping -------------------------------------------------
+
+
+@dataclass
+class Run:
+    """What both training loops start from: the prepared data and the cached features."""
+
+    out: Path
+    data: Prepared
+    spec: object
+    weights: Path
+    cache: FeatureCache
+    train_keys: list[str]
+    val_keys: list[str]
+    test_keys: list[str]
+    feats: np.ndarray              # features of train + val + test, in that order
+    index: dict[str, int]          # key -> row of feats
+    started: float
+
+    def rows(self, keys) -> np.ndarray:
+        return self.feats[[self.index[k] for k in keys]]
+
+
+def _start_run(cfg: TrainConfig, spec, weights: Path, *, drop_single_letters: bool) -> Run:
+    import keras
+
+    started = time.time()
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(cfg.seed)
+    data = prepare(cfg, drop_single_letters=drop_single_letters)
+    cache = FeatureCache(spec, weights, Path(cfg.cache_dir) if cfg.cache_dir else None)
+    train_keys, val_keys = data.splits["train"], data.splits["val"]
+    test_keys = data.splits.get("test", [])
+    all_keys = train_keys + val_keys + test_keys
+    feats = cache.features([data.paths[k] for k in all_keys], progress="features" if cfg.progress else None)
+    return Run(out, data, spec, weights, cache, train_keys, val_keys, test_keys, feats,
+               {k: i for i, k in enumerate(all_keys)}, started)
+
+
+def _new_state() -> dict:
+    return {"epoch": 0, "best": -1.0, "best_epoch": 0, "bad_epochs": 0, "history": []}
+
+
+def _end_epoch(cfg: TrainConfig, state: dict, ckpt: "Checkpoints", model, optimizer, record: dict,
+               example: str) -> bool:
+    """Record a finished epoch, checkpoint it, and say whether early stopping says stop."""
+    epoch, score = record["epoch"], record["val_cider"]
+    improved = score > state["best"]
+    state["history"].append(record)
+    state.update(epoch=epoch)
+    if improved:
+        state.update(best=score, best_epoch=epoch, bad_epochs=0)
+    else:
+        state["bad_epochs"] += 1
+    ckpt.save(model, optimizer, state, best=improved)
+    _log(cfg, f"epoch {epoch}: loss {record['loss']:.3f}, val CIDEr {score:.3f} "
+              f"(best {state['best']:.3f} @ {state['best_epoch']}), e.g. “{example}”")
+    if state["bad_epochs"] >= cfg.patience:
+        _log(cfg, f"stopping early: no better validation CIDEr for {cfg.patience} epochs")
+        return True
+    return False
+
+
 # --- attention family -------------------------------------------------------------------
 
 
@@ -210,22 +274,14 @@ def train_attend(cfg: TrainConfig) -> Path:
 
     from imgcap_desktop.core.families.attend import AttendStepModel, build_decoder
 
-    started = time.time()
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    keras.utils.set_random_seed(cfg.seed)
-    data = prepare(cfg, drop_single_letters=False)
-    vocab = data.vocab
     spec = ENCODERS[FAMILY_ENCODER["attend"]]
     weights = Path(cfg.encoder_weights) if cfg.encoder_weights else default_bundle_dir() / spec.weights_file
     if not weights.is_file():
         raise TrainingError(f"{weights}: EfficientNet-Lite0 weights not found; pass --encoder-weights FILE.")
-    cache = FeatureCache(spec, weights, Path(cfg.cache_dir) if cfg.cache_dir else None)
-    train_keys, val_keys = data.splits["train"], data.splits["val"]
-    test_keys = data.splits.get("test", [])
-    all_keys = train_keys + val_keys + test_keys
-    feats = cache.features([data.paths[k] for k in all_keys], progress="features" if cfg.progress else None)
-    index = {k: i for i, k in enumerate(all_keys)}
+    run = _start_run(cfg, spec, weights, drop_single_letters=False)
+    out, data, cache, feats, index, started = run.out, run.data, run.cache, run.feats, run.index, run.started
+    vocab = data.vocab
+    train_keys, val_keys, test_keys = run.train_keys, run.val_keys, run.test_keys
     flipped = (cache.features([data.paths[k] for k in train_keys], flipped=True,
                               progress="flipped features" if cfg.progress else None) if cfg.flip else None)
     train_index = {k: i for i, k in enumerate(train_keys)}
@@ -244,7 +300,7 @@ def train_attend(cfg: TrainConfig) -> Path:
         model.imagenet_fc.set_weights(_imagenet_head(spec, weights))
     optimizer = keras.optimizers.Adam(learning_rate=cfg.learning_rate, clipnorm=5.0)
     ckpt = Checkpoints(out)
-    state = {"epoch": 0, "best": -1.0, "best_epoch": 0, "bad_epochs": 0, "history": []}
+    state = _new_state()
     if cfg.resume and ckpt.exists():
         state = ckpt.load_state()
         model.load_weights(str(ckpt.folder / "last.weights.h5"))
@@ -281,7 +337,7 @@ def train_attend(cfg: TrainConfig) -> Path:
         return loss
 
     step_model = AttendStepModel(model, cfg.max_length, config)
-    val_feats = feats[[index[k] for k in val_keys]]
+    val_feats = run.rows(val_keys)
     val_refs = {k: data.references[k] for k in val_keys}
     rng = np.random.default_rng(cfg.seed + state["epoch"])
     batches_per_epoch = math.ceil(len(pairs) / cfg.batch_size)
@@ -306,21 +362,9 @@ def train_attend(cfg: TrainConfig) -> Path:
         bar.close()
         preds = greedy_captions(step_model, val_feats, vocab, cfg.max_length)
         scores = cider(dict(zip(val_keys, preds)), val_refs)
-        score = scores["CIDEr"]
-        improved = score > state["best"]
-        state["history"].append({"epoch": epoch, "loss": round(float(np.mean(losses)), 4),
-                                 "val_cider": round(score, 4), "val_bleu4": round(scores["BLEU-4"], 4),
-                                 "seconds": round(time.time() - began, 1)})
-        state.update(epoch=epoch)
-        if improved:
-            state.update(best=score, best_epoch=epoch, bad_epochs=0)
-        else:
-            state["bad_epochs"] += 1
-        ckpt.save(model, optimizer, state, best=improved)
-        _log(cfg, f"epoch {epoch}: loss {np.mean(losses):.3f}, val CIDEr {score:.3f} "
-                  f"(best {state['best']:.3f} @ {state['best_epoch']}), e.g. “{preds[0]}”")
-        if state["bad_epochs"] >= cfg.patience:
-            _log(cfg, f"stopping early: no better validation CIDEr for {cfg.patience} epochs")
+        record = {"epoch": epoch, "loss": round(float(np.mean(losses)), 4), "val_cider": round(scores["CIDEr"], 4),
+                  "val_bleu4": round(scores["BLEU-4"], 4), "seconds": round(time.time() - began, 1)}
+        if _end_epoch(cfg, state, ckpt, model, optimizer, record, preds[0]):
             break
 
     model.load_weights(str(ckpt.folder / "best.weights.h5"))
@@ -336,7 +380,7 @@ def train_attend(cfg: TrainConfig) -> Path:
     metrics: dict = {"val_cider_greedy": round(state["best"], 4),
                      "val_cider_beam": {str(a): round(s, 4) for a, s in penalties.items()}}
     if test_keys:
-        test_feats = feats[[index[k] for k in test_keys]]
+        test_feats = run.rows(test_keys)
         preds = greedy_captions(step_model, test_feats, vocab, cfg.max_length, beam=cfg.beam, length_penalty=alpha)
         test_scores = cider(dict(zip(test_keys, preds)), {k: data.references[k] for k in test_keys})
         metrics["test"] = {k: round(v, 4) for k, v in test_scores.items()}
@@ -475,20 +519,12 @@ def train_seed(cfg: TrainConfig) -> Path:
 
     from imgcap_desktop.core.families.seed import SeedFamily, SeedStepModel
 
-    started = time.time()
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    keras.utils.set_random_seed(cfg.seed)
-    data = prepare(cfg, drop_single_letters=True)
-    vocab = data.vocab
     spec = ENCODERS["densenet201"]
-    weights = find_weights(spec, out, None, cfg.encoder_weights)
-    cache = FeatureCache(spec, weights, Path(cfg.cache_dir) if cfg.cache_dir else None)
-    train_keys, val_keys = data.splits["train"], data.splits["val"]
-    test_keys = data.splits.get("test", [])
-    all_keys = train_keys + val_keys + test_keys
-    feats = cache.features([data.paths[k] for k in all_keys], progress="features" if cfg.progress else None)
-    index = {k: i for i, k in enumerate(all_keys)}
+    weights = find_weights(spec, Path(cfg.out), None, cfg.encoder_weights)
+    run = _start_run(cfg, spec, weights, drop_single_letters=True)
+    out, data, feats, index, started = run.out, run.data, run.feats, run.index, run.started
+    vocab = data.vocab
+    train_keys, val_keys, test_keys = run.train_keys, run.val_keys, run.test_keys
     length = cfg.max_length
     config = {"vocab_size": vocab.size, "max_length": length, "feature_dim": spec.feature_shape[0]}
     keras.utils.set_random_seed(cfg.seed)  # independent of whether features came from the cache
@@ -496,7 +532,7 @@ def train_seed(cfg: TrainConfig) -> Path:
     optimizer = keras.optimizers.Adam(learning_rate=cfg.learning_rate)
     model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")
     ckpt = Checkpoints(out)
-    state = {"epoch": 0, "best": -1.0, "best_epoch": 0, "bad_epochs": 0, "history": []}
+    state = _new_state()
     if cfg.resume and ckpt.exists():
         state = ckpt.load_state()
         model.load_weights(str(ckpt.folder / "last.weights.h5"))
@@ -505,7 +541,7 @@ def train_seed(cfg: TrainConfig) -> Path:
     # One sample per prefix: (image, left-padded prefix) -> next word.
     samples = [(index[k], seq[:i], seq[i]) for k in train_keys for seq in data.sequences[k] for i in range(1, len(seq))]
     step_model = SeedStepModel(model, roles, length)
-    val_feats = feats[[index[k] for k in val_keys]]
+    val_feats = run.rows(val_keys)
     val_refs = {k: data.references[k] for k in val_keys}
     rng = np.random.default_rng(cfg.seed + state["epoch"])
     for epoch in range(state["epoch"] + 1, cfg.epochs + 1):
@@ -525,21 +561,13 @@ def train_seed(cfg: TrainConfig) -> Path:
         bar.close()
         preds = greedy_captions(step_model, val_feats, vocab, length, suppress_unknown=False)
         score = cider(dict(zip(val_keys, preds)), val_refs)["CIDEr"]
-        improved = score > state["best"]
-        state["history"].append({"epoch": epoch, "loss": round(float(np.mean(losses)), 4), "val_cider": round(score, 4)})
-        state.update(epoch=epoch)
-        if improved:
-            state.update(best=score, best_epoch=epoch, bad_epochs=0)
-        else:
-            state["bad_epochs"] += 1
-        ckpt.save(model, None, state, best=improved)
-        _log(cfg, f"epoch {epoch}: loss {np.mean(losses):.3f}, val CIDEr {score:.3f}")
-        if state["bad_epochs"] >= cfg.patience:
+        record = {"epoch": epoch, "loss": round(float(np.mean(losses)), 4), "val_cider": round(score, 4)}
+        if _end_epoch(cfg, state, ckpt, model, None, record, preds[0]):
             break
     model.load_weights(str(ckpt.folder / "best.weights.h5"))
     metrics = {"val_cider_greedy": round(state["best"], 4)}
     if test_keys:
-        preds = greedy_captions(step_model, feats[[index[k] for k in test_keys]], vocab, length, suppress_unknown=False)
+        preds = greedy_captions(step_model, run.rows(test_keys), vocab, length, suppress_unknown=False)
         metrics["test"] = {k: round(v, 4) for k, v in
                            cider(dict(zip(test_keys, preds)), {k: data.references[k] for k in test_keys}).items()}
     # A compiled model's weights file also carries its optimizer: save a bare copy for the bundle.
