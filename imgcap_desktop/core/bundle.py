@@ -129,7 +129,13 @@ def _weights_shapes(path: Path) -> list[tuple[int, ...]]:
     return shapes
 
 
-def read_bundle(path: str | os.PathLike) -> Bundle:
+def read_bundle(path: str | os.PathLike, *, keras_weights: bool = True) -> Bundle:
+    """Validate the bundle at ``path``.
+
+    ``keras_weights=False`` is for installations without TensorFlow (the packaged app), which
+    run the bundle's LiteRT export (checked by its own index against this manifest) and never
+    read the Keras weight files: those may then be absent, and are still verified if present.
+    """
     root = Path(path).expanduser()
     if not root.is_dir():
         raise BundleError(f"{root}: no model bundle there (not a folder).")
@@ -162,10 +168,13 @@ def read_bundle(path: str | os.PathLike) -> Bundle:
     for name in needed:
         if name not in manifest.files:
             raise BundleError(f"{where}: {name} is used but not listed under 'files' with its checksum.")
+    optional = set() if keras_weights else {manifest.weights, manifest.encoder_weights}
     for name, entry in manifest.files.items():
         if Path(name).is_absolute() or ".." in Path(name).parts:
             raise BundleError(f"{where}: file name {name!r} points outside the bundle.")
         file = root / name
+        if name in optional and not file.exists():
+            continue
         if not file.is_file():
             raise BundleError(f"{name} is missing from the bundle {root.name}.")
         if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str):
@@ -188,6 +197,8 @@ def read_bundle(path: str | os.PathLike) -> Bundle:
         if word is None or vocabulary.id_of(word) is None:
             raise BundleError(f"{where}: the {role} token {word!r} is not in the vocabulary.")
 
+    if not (root / manifest.weights).exists():
+        return Bundle(root, manifest, vocabulary)  # only when keras_weights=False (see above)
     mismatch = family.weight_spec(manifest.family_config).mismatch(_weights_shapes(root / manifest.weights))
     if mismatch:
         raise BundleError(f"{manifest.weights} in {root.name} does not fit a '{manifest.family}' model with this "

@@ -73,7 +73,7 @@ class Captioner:
 
         began = time.perf_counter()
         path, beside = resolve_source(source)
-        bundle = read_bundle(path)
+        bundle = read_bundle(path, keras_weights=runtime_litert.tensorflow_available())
         override = encoder_weights or beside
         chosen = runtime_litert.choose_runtime(bundle, runtime, encoder_override=bool(override))
         if chosen == "litert":

@@ -74,6 +74,28 @@ def test_a_missing_file(bundle):
     _fails(bundle, "vocab.json", "missing")
 
 
+def test_a_missing_weights_file_fails_unless_keras_weights_are_not_needed(bundle):
+    (bundle / "decoder.weights.h5").unlink()
+    _fails(bundle, "decoder.weights.h5", "missing")
+    # Without TensorFlow (the packaged app) only the LiteRT export is run: the Keras weights may be left out.
+    assert read_bundle(bundle, keras_weights=False).manifest.family == "seed"
+
+
+def test_keras_weights_that_are_present_are_checked_even_when_not_needed(bundle):
+    weights = bundle / "decoder.weights.h5"
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(BundleError, match="sha256"):
+        read_bundle(bundle, keras_weights=False)
+
+
+def test_the_vocabulary_is_never_optional(bundle):
+    (bundle / "vocab.json").unlink()
+    with pytest.raises(BundleError, match="missing"):
+        read_bundle(bundle, keras_weights=False)
+
+
 def test_a_manifest_that_is_not_json(bundle):
     (bundle / MANIFEST).write_text('{"format": "imgcap-bundle", ')
     _fails(bundle, MANIFEST, "JSON")
