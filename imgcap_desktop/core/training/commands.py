@@ -39,6 +39,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--no-flip", action="store_true", help="no horizontal-flip augmentation")
     p.add_argument("--resume", action="store_true", help="continue from OUT/.checkpoint")
     p.add_argument("--encoder-weights", default=None, metavar="FILE")
+    p.add_argument("--encoder", default="efficientnet_lite0",
+                   choices=("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"),
+                   help="image encoder of the attend family (Lite1/Lite2 need --encoder-weights)")
     p.add_argument("--corpus", default=None, metavar="FILE", help="extra caption text (Flickr8k token layout): word counts for the vocabulary's min-count, no new words")
     p.add_argument("--cache-dir", default=None, help="feature cache folder (default: the user cache)")
     p.add_argument("--no-progress", action="store_true")
@@ -78,7 +81,7 @@ def cmd_train(args) -> int:
         max_length=args.max_length, patience=args.patience, seed=args.seed, split_seed=args.split_seed, val_fraction=args.val_fraction,
         test_fraction=args.test_fraction, flip=not args.no_flip, resume=args.resume,
         encoder_weights=args.encoder_weights, corpus=args.corpus, cache_dir=args.cache_dir,
-        progress=not args.no_progress, scst_epochs=args.scst_epochs, units=args.units, dropout=args.dropout, semantic=args.semantic, command="imgcap " + shlex.join(sys.argv[1:]))
+        progress=not args.no_progress, scst_epochs=args.scst_epochs, units=args.units, dropout=args.dropout, semantic=args.semantic, encoder=args.encoder, command="imgcap " + shlex.join(sys.argv[1:]))
     out = train(cfg)
     manifest = json.loads((Path(out) / "manifest.json").read_text())
     print(f"wrote {out}")

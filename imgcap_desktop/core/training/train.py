@@ -29,7 +29,6 @@ from imgcap_desktop.core.training.datasets import clean_caption, read_dataset, s
 from imgcap_desktop.core.training.features import FeatureCache
 from imgcap_desktop.core.vocab import Vocabulary
 
-FAMILY_ENCODER = {"attend": "efficientnet_lite0", "seed": "densenet201"}
 
 
 class TrainingError(ImgcapError):
@@ -65,6 +64,7 @@ class TrainConfig:
     scst_learning_rate: float = 5e-5
     units: int = 512
     semantic: bool = False            # ImageNet class probabilities as an extra attention slot
+    encoder: str = "efficientnet_lite0"  # attend family: any EfficientNet-Lite in encoders.ENCODERS
     embed_dim: int = 256
     dropout: float = 0.5
     limit_images: int | None = None   # for smoke runs and tests
@@ -274,10 +274,12 @@ def train_attend(cfg: TrainConfig) -> Path:
 
     from imgcap_desktop.core.families.attend import AttendStepModel, build_decoder
 
-    spec = ENCODERS[FAMILY_ENCODER["attend"]]
+    if not cfg.encoder.startswith("efficientnet_lite") or cfg.encoder not in ENCODERS:
+        raise TrainingError(f"the attend family trains on an EfficientNet-Lite grid, not {cfg.encoder!r}.")
+    spec = ENCODERS[cfg.encoder]
     weights = Path(cfg.encoder_weights) if cfg.encoder_weights else default_bundle_dir() / spec.weights_file
     if not weights.is_file():
-        raise TrainingError(f"{weights}: EfficientNet-Lite0 weights not found; pass --encoder-weights FILE.")
+        raise TrainingError(f"{weights}: {spec.title} weights not found; pass --encoder-weights FILE.")
     run = _start_run(cfg, spec, weights, drop_single_letters=False)
     out, data, cache, feats, index, started = run.out, run.data, run.cache, run.feats, run.index, run.started
     vocab = data.vocab
@@ -391,7 +393,7 @@ def train_attend(cfg: TrainConfig) -> Path:
     if weights.resolve() != (out / spec.weights_file).resolve():
         shutil.copyfile(weights, out / spec.weights_file)
     manifest = Manifest(
-        name=cfg.extra.get("name", "imgcap attend (EfficientNet-Lite0)"),
+        name=cfg.extra.get("name", f"imgcap attend ({spec.title.split(' (')[0]})"),
         description=cfg.extra.get("description", f"Show-Attend-Tell decoder trained on {Path(cfg.data).name}."),
         family="attend", family_config=config, encoder=spec.name, feature_shape=list(spec.feature_shape),
         encoder_weights=spec.weights_file, max_length=cfg.max_length, vocabulary="vocab.json",
