@@ -173,3 +173,10 @@ def test_same_seed_gives_the_same_weights(shapes_data, trained, tmp_path):
     first, second = arrays(outs[0]), arrays(outs[1])
     assert len(first) == len(second) > 0
     assert all(np.array_equal(a, b) for a, b in zip(first, second))
+
+
+def test_the_attend_family_refuses_a_non_grid_encoder(shapes_data, tmp_path):
+    from imgcap_desktop.core.training.train import TrainingError, train
+
+    with pytest.raises(TrainingError, match="EfficientNet-Lite grid"):
+        train(small_config(shapes_data, tmp_path / "x", tmp_path / "cache", encoder="densenet201"))
