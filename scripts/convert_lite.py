@@ -46,7 +46,6 @@ old command line still works). The two halves can also be run by hand
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import subprocess
@@ -62,6 +61,7 @@ if str(ROOT) not in sys.path:
 
 # Pure numpy/stdlib at import time (keras is imported lazily inside build_lite),
 # so this import works in the torch venv too.
+from imgcap_desktop.core.bundle import sha256_of as sha256  # noqa: E402
 from imgcap_desktop.core.encoders.lite import (  # noqa: E402
     BN_EPSILON,
     MEAN,
@@ -104,19 +104,6 @@ FLICKR_DIR = ROOT.parent / "shared" / "data" / "flickr8k-subset" / "Images"
 CAT_CLASSES = {281: "tabby", 282: "tiger cat", 283: "Persian cat", 284: "Siamese cat", 285: "Egyptian cat"}
 COFFEE_CLASSES = {967: "espresso", 968: "cup", 504: "coffee mug"}
 DOG_CLASSES = range(151, 269)  # all dog breeds
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-# ----------------------------------------------------------------------------
-# torch half
-# ----------------------------------------------------------------------------
 
 
 def torch_to_keras_arrays(sd: dict, variant: LiteVariant | str | int = 0) -> dict[str, np.ndarray]:
