@@ -120,7 +120,8 @@ class Captioner:
         penalty = float(self.manifest.decoding.get("length_penalty", 0.0)) if length_penalty is None else length_penalty
         ranked = decoding.beam_search(self.step_model, features, beam=beam, start_id=self._start_id,
                                       stops=self._stops, max_length=limit, length_penalty=penalty,
-                                      keep_attention=keep_attention)
+                                      keep_attention=keep_attention,
+                                      no_repeat_ngram=int(self.manifest.decoding.get("no_repeat_ngram", 0)))
         return [self._caption(hyps, keep_attention) for hyps in ranked]
 
     def _caption(self, hyps: Sequence[decoding.Hypothesis], keep_attention: bool) -> Caption:

@@ -59,8 +59,25 @@ class Stops:
         return log_probs
 
 
+def _block_repeats(log_probs: np.ndarray, histories: list[list[int]], n: int) -> np.ndarray:
+    """Forbid, per row, every word that would complete an n-gram the row already contains."""
+    if n <= 0:
+        return log_probs
+    out = None
+    for row, tokens in enumerate(histories):
+        if len(tokens) < n - 1:
+            continue
+        prefix = tuple(tokens[len(tokens) - (n - 1):]) if n > 1 else ()
+        banned = [tokens[i + n - 1] for i in range(len(tokens) - n + 1) if tuple(tokens[i:i + n - 1]) == prefix]
+        if banned:
+            if out is None:
+                out = np.array(log_probs, copy=True)
+            out[row, banned] = -np.inf
+    return log_probs if out is None else out
+
+
 def greedy(model: StepModel, features: np.ndarray, *, start_id: int, stops: Stops,
-           max_length: int, keep_attention: bool = False) -> list[Hypothesis]:
+           max_length: int, keep_attention: bool = False, no_repeat_ngram: int = 0) -> list[Hypothesis]:
     n = len(features)
     context, state = model.begin(features)
     hyps = [Hypothesis([], 0.0, 0) for _ in range(n)]
@@ -69,6 +86,7 @@ def greedy(model: StepModel, features: np.ndarray, *, start_id: int, stops: Stop
     for _ in range(max_length):
         out = model.step(context, state, tokens)
         log_probs = stops.apply(out.log_probs)
+        log_probs = _block_repeats(log_probs, [hyps[i].tokens for i in active], no_repeat_ngram)
         best = log_probs.argmax(axis=1)
         best_lp = log_probs[np.arange(len(active)), best]
         done = stops.terminal[best]
@@ -95,11 +113,11 @@ def greedy(model: StepModel, features: np.ndarray, *, start_id: int, stops: Stop
 
 def beam_search(model: StepModel, features: np.ndarray, *, beam: int, start_id: int, stops: Stops,
                 max_length: int, length_penalty: float = 0.0,
-                keep_attention: bool = False) -> list[list[Hypothesis]]:
+                keep_attention: bool = False, no_repeat_ngram: int = 0) -> list[list[Hypothesis]]:
     """The ``beam`` best hypotheses per image, best first, ranked by :meth:`Hypothesis.score`."""
     if beam <= 1:
-        return [[h] for h in greedy(model, features, start_id=start_id, stops=stops,
-                                    max_length=max_length, keep_attention=keep_attention)]
+        return [[h] for h in greedy(model, features, start_id=start_id, stops=stops, max_length=max_length,
+                                    keep_attention=keep_attention, no_repeat_ngram=no_repeat_ngram)]
     n = len(features)
     context, state = model.begin(features)
     # One row per live hypothesis; at the start each image has a single row.
@@ -116,7 +134,7 @@ def beam_search(model: StepModel, features: np.ndarray, *, beam: int, start_id: 
 
     for step_no in range(max_length):
         out = model.step(ctx_rows, state, tokens)
-        log_probs = stops.apply(out.log_probs)
+        log_probs = _block_repeats(stops.apply(out.log_probs), [h.tokens for h in live], no_repeat_ngram)
         last = step_no == max_length - 1
         next_rows: list[int] = []
         next_tokens: list[int] = []

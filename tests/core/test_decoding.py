@@ -215,3 +215,27 @@ def test_one_caption_ended_two_ways_is_one_alternative():
     assert hyps[0].tokens == g.tokens == [A]
     assert hyps[0].log_prob == pytest.approx(math.log(0.9 * 0.5), abs=1e-5)
     assert len(hyps) == 2 and hyps[1].tokens != [A]  # not "a" again, ended by the gap id
+
+
+def _bigrams(tokens):
+    return [tuple(tokens[i:i + 2]) for i in range(len(tokens) - 1)]
+
+
+@pytest.mark.parametrize("beam", [1, 3])
+def test_no_repeat_ngram_blocks_a_repeated_phrase(beam):
+    model = TableModel(TABLE)
+    plain = decoding.beam_search(model, np.array([2]), beam=beam, start_id=START, stops=STOPS, max_length=6)[0][0]
+    assert plain.tokens == [D] * 6  # image 2 says "d d d d d d"
+    blocked = decoding.beam_search(model, np.array([2]), beam=beam, start_id=START, stops=STOPS, max_length=6,
+                                   no_repeat_ngram=2)[0][0]
+    assert blocked.tokens[:2] == [D, D]  # the first "d d" is allowed, a second one is not
+    grams = _bigrams(blocked.tokens)
+    assert len(grams) == len(set(grams))
+
+
+def test_no_repeat_ngram_leaves_captions_without_repeats_alone():
+    model = TableModel(TABLE)
+    images = [0, 1, 3, 5, 6]
+    assert ([h.tokens for h in decoding.greedy(model, np.array(images), start_id=START, stops=STOPS, max_length=10,
+                                               no_repeat_ngram=3)]
+            == [h.tokens for h in _greedy(model, images)])
