@@ -30,6 +30,20 @@ class EncoderSpec:
     how_to_get: str = ""
 
 
+def _lite(index: int, input_size: int) -> EncoderSpec:
+    """EfficientNet-Lite{index} at its native size; ``lite.build`` tells the variants apart by the weights' shapes."""
+    grid = -(-input_size // 32)  # TF "same" padding rounds every stride-2 stage up: 224 -> 7, 240 -> 8, 260 -> 9
+    return EncoderSpec(
+        name=f"efficientnet_lite{index}",
+        title=f"EfficientNet-Lite{index} (ImageNet), {grid}×{grid}×1280 grid",
+        input_size=input_size,
+        resample="bilinear",
+        feature_shape=(grid * grid, 1280),
+        module="imgcap_desktop.core.encoders.lite",
+        weights_file=f"encoder_lite{index}.weights.h5",
+    )
+
+
 ENCODERS: dict[str, EncoderSpec] = {
     "densenet201": EncoderSpec(
         name="densenet201",
@@ -49,34 +63,7 @@ ENCODERS: dict[str, EncoderSpec] = {
             "`imgcap import-seed MODELS_DIR --out BUNDLE --encoder-weights FILE` to store it inside the bundle"
         ),
     ),
-    "efficientnet_lite0": EncoderSpec(
-        name="efficientnet_lite0",
-        title="EfficientNet-Lite0 (ImageNet), 7×7×1280 grid",
-        input_size=224,
-        resample="bilinear",
-        feature_shape=(49, 1280),
-        module="imgcap_desktop.core.encoders.lite0",
-        weights_file="encoder_lite0.weights.h5",
-    ),
-    # lite.build() recognises Lite1/Lite2 from the weights file's array shapes.
-    "efficientnet_lite1": EncoderSpec(
-        name="efficientnet_lite1",
-        title="EfficientNet-Lite1 (ImageNet), 8×8×1280 grid",
-        input_size=240,
-        resample="bilinear",
-        feature_shape=(64, 1280),
-        module="imgcap_desktop.core.encoders.lite",
-        weights_file="encoder_lite1.weights.h5",
-    ),
-    "efficientnet_lite2": EncoderSpec(
-        name="efficientnet_lite2",
-        title="EfficientNet-Lite2 (ImageNet), 9×9×1280 grid",
-        input_size=260,
-        resample="bilinear",
-        feature_shape=(81, 1280),
-        module="imgcap_desktop.core.encoders.lite",
-        weights_file="encoder_lite2.weights.h5",
-    ),
+    **{spec.name: spec for spec in (_lite(0, 224), _lite(1, 240), _lite(2, 260))},
 }
 
 
