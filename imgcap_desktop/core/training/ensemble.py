@@ -81,7 +81,7 @@ def _score(ensemble, config, bundle, data, first):
     from imgcap_desktop.core.encoders import ENCODERS
     from imgcap_desktop.core.families.attend import AttendStepModel
     from imgcap_desktop.core.training.features import FeatureCache
-    from imgcap_desktop.core.training.train import TrainConfig, cider, greedy_captions, prepare
+    from imgcap_desktop.core.training.train import TrainConfig, cider, decode_captions, prepare
 
     settings = first.provenance.get("settings", {})
     cfg = TrainConfig(**{k: v for k, v in settings.items() if k in TrainConfig.__dataclass_fields__})
@@ -96,7 +96,7 @@ def _score(ensemble, config, bundle, data, first):
     def score(split, penalty):
         keys = prepared.splits[split]
         feats = cache.features([prepared.paths[k] for k in keys])
-        preds = greedy_captions(step_model, feats, vocab, config["max_length"], beam=beam, length_penalty=penalty)
+        preds = decode_captions(step_model, feats, vocab, config["max_length"], beam=beam, length_penalty=penalty)
         return cider(dict(zip(keys, preds)), {k: prepared.references[k] for k in keys})
 
     penalties = {alpha: score("val", alpha)["CIDEr"] for alpha in (0.0, 0.5, 1.0)}

@@ -133,7 +133,7 @@ def _stops(vocab: Vocabulary, suppress_unknown: bool) -> decoding.Stops:
     return decoding.Stops.from_vocabulary(vocab, vocab.size, suppress_unknown=suppress_unknown)
 
 
-def greedy_captions(step_model, features: np.ndarray, vocab: Vocabulary, max_length: int, *,
+def decode_captions(step_model, features: np.ndarray, vocab: Vocabulary, max_length: int, *,
                     beam: int = 1, length_penalty: float = 0.0, suppress_unknown: bool = True,
                     batch: int = 64) -> list[str]:
     out: list[str] = []
@@ -362,7 +362,7 @@ def train_attend(cfg: TrainConfig) -> Path:
             bar.update(1)
             bar.set_postfix(loss=f"{np.mean(losses):.3f}")
         bar.close()
-        preds = greedy_captions(step_model, val_feats, vocab, cfg.max_length)
+        preds = decode_captions(step_model, val_feats, vocab, cfg.max_length)
         scores = cider(dict(zip(val_keys, preds)), val_refs)
         record = {"epoch": epoch, "loss": round(float(np.mean(losses)), 4), "val_cider": round(scores["CIDEr"], 4),
                   "val_bleu4": round(scores["BLEU-4"], 4), "seconds": round(time.time() - began, 1)}
@@ -376,14 +376,14 @@ def train_attend(cfg: TrainConfig) -> Path:
     # Pick the beam length penalty on the validation split, then report the untouched test split.
     penalties = {}
     for alpha in (0.0, 0.5, 1.0):
-        preds = greedy_captions(step_model, val_feats, vocab, cfg.max_length, beam=cfg.beam, length_penalty=alpha)
+        preds = decode_captions(step_model, val_feats, vocab, cfg.max_length, beam=cfg.beam, length_penalty=alpha)
         penalties[alpha] = cider(dict(zip(val_keys, preds)), val_refs)["CIDEr"]
     alpha = max(penalties, key=penalties.get)
     metrics: dict = {"val_cider_greedy": round(state["best"], 4),
                      "val_cider_beam": {str(a): round(s, 4) for a, s in penalties.items()}}
     if test_keys:
         test_feats = run.rows(test_keys)
-        preds = greedy_captions(step_model, test_feats, vocab, cfg.max_length, beam=cfg.beam, length_penalty=alpha)
+        preds = decode_captions(step_model, test_feats, vocab, cfg.max_length, beam=cfg.beam, length_penalty=alpha)
         test_scores = cider(dict(zip(test_keys, preds)), {k: data.references[k] for k in test_keys})
         metrics["test"] = {k: round(v, 4) for k, v in test_scores.items()}
         metrics["test_images"] = len(test_keys)
@@ -478,7 +478,7 @@ def _scst(cfg, model, data, feats, index, flipped, train_index, step_model, val_
             bar.update(1)
             bar.set_postfix(reward=f"{np.mean(rewards_seen):.3f}")
         bar.close()
-        preds = greedy_captions(step_model, val_feats, vocab, cfg.max_length)
+        preds = decode_captions(step_model, val_feats, vocab, cfg.max_length)
         score = cider(dict(zip(val_refs, preds)), val_refs)["CIDEr"]
         improved = score > best
         state["history"].append({"scst_epoch": epoch, "train_reward": round(float(np.mean(rewards_seen)), 4),
@@ -561,7 +561,7 @@ def train_seed(cfg: TrainConfig) -> Path:
             losses.append(float(model.train_on_batch([x_img, x_seq], y)))
             bar.update(1)
         bar.close()
-        preds = greedy_captions(step_model, val_feats, vocab, length, suppress_unknown=False)
+        preds = decode_captions(step_model, val_feats, vocab, length, suppress_unknown=False)
         score = cider(dict(zip(val_keys, preds)), val_refs)["CIDEr"]
         record = {"epoch": epoch, "loss": round(float(np.mean(losses)), 4), "val_cider": round(score, 4)}
         if _end_epoch(cfg, state, ckpt, model, None, record, preds[0]):
@@ -569,7 +569,7 @@ def train_seed(cfg: TrainConfig) -> Path:
     model.load_weights(str(ckpt.folder / "best.weights.h5"))
     metrics = {"val_cider_greedy": round(state["best"], 4)}
     if test_keys:
-        preds = greedy_captions(step_model, run.rows(test_keys), vocab, length, suppress_unknown=False)
+        preds = decode_captions(step_model, run.rows(test_keys), vocab, length, suppress_unknown=False)
         metrics["test"] = {k: round(v, 4) for k, v in
                            cider(dict(zip(test_keys, preds)), {k: data.references[k] for k in test_keys}).items()}
     # A compiled model's weights file also carries its optimizer: save a bare copy for the bundle.
