@@ -210,17 +210,20 @@ class AttendStepModel(TensorStepModel):
         self._tf = tf
 
         # Batch-agnostic signatures: each function is traced once, whatever the number of rows.
+        # autograph=False: the step has no tensor-dependent Python control flow to convert, and
+        # skipping the conversion shortens the trace that every model load pays for.
         c = full_config(decoder_config)
         w = state_widths(decoder_config)
         f32 = tf.float32
 
-        @tf.function(input_signature=[tf.TensorSpec([None, c["grid_cells"], c["feature_dim"]], f32)])
+        @tf.function(input_signature=[tf.TensorSpec([None, c["grid_cells"], c["feature_dim"]], f32)], autograph=False)
         def begin(features):
             return decoder.begin(features)
 
         @tf.function(input_signature=[
             tf.TensorSpec([None, w["slots"], w["annotations"]], f32), tf.TensorSpec([None, w["slots"], w["keys"]], f32),
-            tf.TensorSpec([None, w["h"]], f32), tf.TensorSpec([None, w["c"]], f32), tf.TensorSpec([None], tf.int32)])
+            tf.TensorSpec([None, w["h"]], f32), tf.TensorSpec([None, w["c"]], f32), tf.TensorSpec([None], tf.int32)],
+            autograph=False)
         def step(annotations, keys, h, c_state, tokens):
             logits, h, c_state, alpha = decoder.step(annotations, keys, h, c_state, tokens)
             return tf.nn.log_softmax(logits), h, c_state, alpha

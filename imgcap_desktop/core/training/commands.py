@@ -42,7 +42,15 @@ def add_parsers(sub) -> None:
     p.add_argument("--encoder", default="efficientnet_lite0",
                    choices=("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"),
                    help="image encoder of the attend family (Lite1/Lite2 need --encoder-weights)")
-    p.add_argument("--corpus", default=None, metavar="FILE", help="extra caption text (Flickr8k token layout): word counts for the vocabulary's min-count, no new words")
+    p.add_argument("--corpus", default=None, metavar="FILE",
+                   help="extra caption text (Flickr8k token layout): word counts for the vocabulary's min-count "
+                        "(no new words) and the text for --lm-epochs; held-out photos' captions are skipped")
+    p.add_argument("--lm-epochs", type=int, default=0,
+                   help="attend family: passes over the --corpus captions (no image) before the photos")
+    p.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
+                   help="validate and keep a moving average of the weights with this decay per batch (e.g. 0.99)")
+    p.add_argument("--length-penalty", type=float, default=None,
+                   help="beam length penalty for the bundle (default: chosen on the validation split)")
     p.add_argument("--cache-dir", default=None, help="feature cache folder (default: the user cache)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_train)
@@ -58,7 +66,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--format", choices=FORMATS, default=None)
     p.add_argument("--model", default=None, help="bundle folder (default: the default model)")
     p.add_argument("--split", default="test",
-                   help="test|val|train|all; without split files in the data, the bundle's own held-out list is used")
+                   help="test|val|train|all, or several joined by + (val+test); without split files in the data, "
+                        "the bundle's own held-out list is used")
     p.add_argument("--beam", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--captions-out", default=None, help="where to write the scored captions (JSON lines)")
@@ -81,7 +90,8 @@ def cmd_train(args) -> int:
         max_length=args.max_length, patience=args.patience, seed=args.seed, split_seed=args.split_seed, val_fraction=args.val_fraction,
         test_fraction=args.test_fraction, flip=not args.no_flip, resume=args.resume,
         encoder_weights=args.encoder_weights, corpus=args.corpus, cache_dir=args.cache_dir,
-        progress=not args.no_progress, scst_epochs=args.scst_epochs, units=args.units, dropout=args.dropout, semantic=args.semantic, encoder=args.encoder, command="imgcap " + shlex.join(sys.argv[1:]))
+        progress=not args.no_progress, scst_epochs=args.scst_epochs, units=args.units, dropout=args.dropout, lm_epochs=args.lm_epochs, ema=args.ema,
+        length_penalty=args.length_penalty, semantic=args.semantic, encoder=args.encoder, command="imgcap " + shlex.join(sys.argv[1:]))
     out = train(cfg)
     manifest = json.loads((Path(out) / "manifest.json").read_text())
     print(f"wrote {out}")
@@ -100,6 +110,9 @@ def cmd_ensemble(args) -> int:
 
 
 def _evaluation_keys(dataset, split: str, manifest) -> list[str]:
+    if "+" in split:
+        # Pooled splits ("val+test"): one larger set, one IDF, a steadier CIDEr.
+        return [k for part in split.split("+") for k in _evaluation_keys(dataset, part, manifest)]
     usable = sorted(k for k in dataset.images if dataset.captions.get(k))
     if split == "all":
         return usable
@@ -112,7 +125,8 @@ def _evaluation_keys(dataset, split: str, manifest) -> list[str]:
 
     settings = manifest.provenance.get("settings", {})
     splits = split_keys(usable, val_fraction=settings.get("val_fraction", 0.05),
-                        test_fraction=settings.get("test_fraction", 0.10), seed=settings.get("seed", 0))
+                        test_fraction=settings.get("test_fraction", 0.10),
+                        seed=settings.get("split_seed", settings.get("seed", 0)))
     return splits.get(split, [])
 
 

@@ -443,29 +443,27 @@ def clean_caption(text: str, *, drop_single_letters: bool = False) -> list[str]:
     return words
 
 
-def text_corpus(path: Path, *, drop_single_letters: bool = False) -> list[list[str]]:
-    """Cleaned token lists of every caption in a ``NAME.jpg#K<TAB>caption`` text file.
+def text_corpus(path: Path, *, drop_single_letters: bool = False,
+                exclude: Iterable[str] = ()) -> list[list[str]]:
+    """Cleaned token lists of the captions in a ``NAME.jpg#K<TAB>caption`` text file.
 
     Meant for vocabulary statistics and language-model pre-training, so captions that
-    clean to nothing are left out and image names are not kept.
+    clean to nothing are left out and image names are not kept. ``exclude`` names
+    images whose captions must not be seen (a held-out split scored later).
     """
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path} is not a file; expected a caption text file such as Flickr8k.token.txt.")
+    captions, _ = _parse_token_lines(_read_lines(path))
+    left_out = set(exclude)
     corpus: list[list[str]] = []
-    for line in _read_lines(path):
-        if not line.strip():
+    for name, texts in captions.items():
+        if name in left_out:
             continue
-        match = _TOKEN_LINE.match(line.strip())
-        if match is not None:
-            caption = match["caption"]
-        else:
-            _, tab, caption = line.partition("\t")
-            if not tab:
-                continue
-        tokens = clean_caption(caption, drop_single_letters=drop_single_letters)
-        if tokens:
-            corpus.append(tokens)
+        for caption in texts:
+            tokens = clean_caption(caption, drop_single_letters=drop_single_letters)
+            if tokens:
+                corpus.append(tokens)
     return corpus
 
 

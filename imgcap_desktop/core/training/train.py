@@ -10,6 +10,7 @@ sample per caption prefix.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import shutil
@@ -57,7 +58,10 @@ class TrainConfig:
     resume: bool = False
     encoder_weights: str | None = None
     cache_dir: str | None = None
-    corpus: str | None = None      # extra caption text for the vocabulary
+    corpus: str | None = None      # extra caption text: vocabulary counts and language pre-training
+    lm_epochs: int = 0             # passes over the corpus text before the photos (attend family)
+    ema: float = 0.0               # decay of a moving average of the weights, validated and shipped (0: off)
+    length_penalty: float | None = None   # beam length penalty; None: chosen on the validation split
     beam: int = 3
     scst_epochs: int = 0              # self-critical fine-tuning on CIDEr-D after cross-entropy
     scst_samples: int = 5
@@ -84,6 +88,7 @@ class Prepared:
     references: dict[str, list[str]]          # cleaned reference captions (strings) per key
     sequences: dict[str, list[list[int]]]     # token ids (start ... end) per key, train split
     notes: list[str]
+    text_sequences: list[list[int]] = field(default_factory=list)   # corpus captions in the vocabulary
 
 
 def prepare(cfg: TrainConfig, *, drop_single_letters: bool) -> Prepared:
@@ -103,20 +108,28 @@ def prepare(cfg: TrainConfig, *, drop_single_letters: bool) -> Prepared:
               for k in keys}
     tokens = {k: [t for t in ts if t] for k, ts in tokens.items()}
     counted = [t for k in splits["train"] for t in tokens[k]]
+    text: list[list[str]] = []
     if cfg.corpus:
+        # The held-out photos' captions are in Flickr8k.token.txt too: they must not be read.
+        held_out = set(splits["val"]) | set(splits.get("test", []))
+        text = text_corpus(Path(cfg.corpus), drop_single_letters=drop_single_letters, exclude=held_out)
         # Text-only captions add counts, never new words: a word no training photo is captioned
-        # with cannot be learned, so it could only ever be emitted at random.
+        # with cannot be tied to anything seen, so it could only ever be emitted at random.
         seen = {w for t in counted for w in t}
-        counted += [[w for w in t if w in seen]
-                    for t in text_corpus(Path(cfg.corpus), drop_single_letters=drop_single_letters)]
+        counted += [[w for w in t if w in seen] for t in text]
     vocab = Vocabulary.from_captions(counted, min_count=cfg.min_count)
     limit = cfg.max_length - 1
-    sequences = {}
-    for k in splits["train"]:
-        sequences[k] = [[vocab.start_id] + [vocab.id_of(w) or vocab.unknown_id for w in t[:limit]] + [vocab.end_id]
-                        for t in tokens[k]]
+
+    def encode(words: list[str]) -> list[int]:
+        return [vocab.start_id] + [vocab.id_of(w) or vocab.unknown_id for w in words[:limit]] + [vocab.end_id]
+
+    sequences = {k: [encode(t) for t in tokens[k]] for k in splits["train"]}
+    # Pre-training text keeps only captions the vocabulary covers: teaching the decoder to
+    # expect <unk> mid-sentence would only teach it a word it is never allowed to say.
+    text_sequences = [encode(t) for t in text if len(t) <= limit and all(vocab.id_of(w) for w in t)]
     references = {k: [" ".join(t) for t in tokens[k]] for k in keys}
-    return Prepared(vocab, splits, {k: dataset.images[k] for k in keys}, references, sequences, dataset.notes)
+    return Prepared(vocab, splits, {k: dataset.images[k] for k in keys}, references, sequences, dataset.notes,
+                    text_sequences)
 
 
 def _pad(rows: list[list[int]], width: int) -> np.ndarray:
@@ -165,16 +178,29 @@ class Checkpoints:
     def load_state(self) -> dict:
         return json.loads(self.state_file.read_text())
 
-    def save(self, model, optimizer, state: dict, *, best: bool) -> None:
+    def save(self, model, optimizer, state: dict, *, best: bool, average: "WeightAverage | None" = None) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         model.save_weights(str(self.folder / "last.weights.h5"))
-        if best:
+        if average is not None:
+            np.savez(self.folder / "average.npz", *average.arrays())
+            if best:
+                # What was validated is the average, so the average is what is kept.
+                with average.applied():
+                    model.save_weights(str(self.folder / "best.weights.h5"))
+        elif best:
             shutil.copyfile(self.folder / "last.weights.h5", self.folder / "best.weights.h5")
         if optimizer is not None and optimizer.variables:
             np.savez(self.folder / "optimizer.npz", *[np.asarray(v) for v in optimizer.variables])
         tmp = self.state_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(state, indent=2))
         tmp.replace(self.state_file)
+
+    def restore_average(self, average: "WeightAverage") -> bool:
+        file = self.folder / "average.npz"
+        if not file.is_file():
+            return False
+        saved = np.load(file)
+        return average.load([saved[f"arr_{i}"] for i in range(len(saved.files))])
 
     def restore_optimizer(self, optimizer, variables) -> bool:
         file = self.folder / "optimizer.npz"
@@ -188,6 +214,60 @@ class Checkpoints:
         for var, value in zip(optimizer.variables, arrays):
             var.assign(value)
         return True
+
+
+class WeightAverage:
+    """An exponential moving average of a model's trainable weights (Polyak averaging).
+
+    With a few hundred photos the weights after any one epoch are noisy (validation CIDEr
+    swings by 0.1 from epoch to epoch); their running average is steadier and scores better.
+    """
+
+    def __init__(self, variables, decay: float):
+        import tensorflow as tf
+
+        self.variables = list(variables)
+        self.decay = float(decay)
+        self.shadow = [tf.Variable(v, trainable=False) for v in self.variables]
+
+        @tf.function
+        def update():
+            for shadow, value in zip(self.shadow, self.variables):
+                shadow.assign(self.decay * shadow + (1.0 - self.decay) * value)
+
+        self.update = update
+
+    def reset(self) -> None:
+        """Start averaging from the current weights."""
+        for shadow, value in zip(self.shadow, self.variables):
+            shadow.assign(value)
+
+    def arrays(self) -> list[np.ndarray]:
+        return [s.numpy() for s in self.shadow]
+
+    def load(self, arrays: list[np.ndarray]) -> bool:
+        if len(arrays) != len(self.shadow) or any(a.shape != tuple(s.shape) for a, s in zip(arrays, self.shadow)):
+            return False
+        for shadow, value in zip(self.shadow, arrays):
+            shadow.assign(value)
+        return True
+
+    def applied(self):
+        """A context in which the model holds the averaged weights; the raw ones come back after."""
+        from contextlib import contextmanager
+
+        @contextmanager
+        def swapped():
+            raw = [v.numpy() for v in self.variables]
+            for value, shadow in zip(self.variables, self.shadow):
+                value.assign(shadow)
+            try:
+                yield
+            finally:
+                for value, saved in zip(self.variables, raw):
+                    value.assign(saved)
+
+        return swapped()
 
 
 def _bar(total: int, desc: str, enabled: bool):
@@ -246,19 +326,24 @@ def _new_state() -> dict:
 
 
 def _end_epoch(cfg: TrainConfig, state: dict, ckpt: "Checkpoints", model, optimizer, record: dict,
-               example: str) -> bool:
-    """Record a finished epoch, checkpoint it, and say whether early stopping says stop."""
+               example: str, average: WeightAverage | None = None) -> bool:
+    """Record a finished epoch, checkpoint it, and say whether early stopping says stop.
+
+    Without a validation split (``val_cider`` None) every epoch is kept as the latest and
+    training runs its fixed number of epochs.
+    """
     epoch, score = record["epoch"], record["val_cider"]
-    improved = score > state["best"]
+    improved = score is None or score > state["best"]
     state["history"].append(record)
     state.update(epoch=epoch)
     if improved:
-        state.update(best=score, best_epoch=epoch, bad_epochs=0)
+        state.update(best=score if score is not None else state["best"], best_epoch=epoch, bad_epochs=0)
     else:
         state["bad_epochs"] += 1
-    ckpt.save(model, optimizer, state, best=improved)
-    _log(cfg, f"epoch {epoch}: loss {record['loss']:.3f}, val CIDEr {score:.3f} "
-              f"(best {state['best']:.3f} @ {state['best_epoch']}), e.g. “{example}”")
+    ckpt.save(model, optimizer, state, best=improved, average=average)
+    scored = (f"val CIDEr {score:.3f} (best {state['best']:.3f} @ {state['best_epoch']})" if score is not None
+              else "no validation split")
+    _log(cfg, f"epoch {epoch}: loss {record['loss']:.3f}, {scored}, e.g. “{example}”")
     if state["bad_epochs"] >= cfg.patience:
         _log(cfg, f"stopping early: no better validation CIDEr for {cfg.patience} epochs")
         return True
@@ -301,12 +386,15 @@ def train_attend(cfg: TrainConfig) -> Path:
     if cfg.semantic:
         model.imagenet_fc.set_weights(_imagenet_head(spec, weights))
     optimizer = keras.optimizers.Adam(learning_rate=cfg.learning_rate, clipnorm=5.0)
+    average = WeightAverage(model.trainable_variables, cfg.ema) if cfg.ema > 0 else None
     ckpt = Checkpoints(out)
     state = _new_state()
     if cfg.resume and ckpt.exists():
         state = ckpt.load_state()
         model.load_weights(str(ckpt.folder / "last.weights.h5"))
         ckpt.restore_optimizer(optimizer, model.trainable_variables)
+        if average is not None and not ckpt.restore_average(average):
+            average.reset()
         _log(cfg, f"resumed after epoch {state['epoch']} (best CIDEr {state['best']:.3f})")
 
     pairs = [(k, seq) for k in train_keys for seq in data.sequences[k]]
@@ -338,6 +426,12 @@ def train_attend(cfg: TrainConfig) -> Path:
         optimizer.apply_gradients(zip(grads, variables))
         return loss
 
+    if cfg.lm_epochs > 0 and state["epoch"] == 0:
+        _pretrain_language(cfg, data.text_sequences, train_step, feats.shape[1:], widths)
+    if average is not None and state["epoch"] == 0:
+        average.reset()   # the average starts where the photos do
+    averaged = average.applied if average is not None else contextlib.nullcontext
+
     step_model = AttendStepModel(model, cfg.max_length, config)
     val_feats = run.rows(val_keys)
     val_refs = {k: data.references[k] for k in val_keys}
@@ -359,14 +453,21 @@ def train_attend(cfg: TrainConfig) -> Path:
             needed = int((tokens > 0).sum(axis=1).max())
             used = next(w for w in widths if w >= needed)
             losses.append(float(train_step(tf.constant(batch_feats, tf.float32), tf.constant(tokens[:, :used]))))
+            if average is not None:
+                average.update()
             bar.update(1)
             bar.set_postfix(loss=f"{np.mean(losses):.3f}")
         bar.close()
-        preds = decode_captions(step_model, val_feats, vocab, cfg.max_length)
-        scores = cider(dict(zip(val_keys, preds)), val_refs)
-        record = {"epoch": epoch, "loss": round(float(np.mean(losses)), 4), "val_cider": round(scores["CIDEr"], 4),
-                  "val_bleu4": round(scores["BLEU-4"], 4), "seconds": round(time.time() - began, 1)}
-        if _end_epoch(cfg, state, ckpt, model, optimizer, record, preds[0]):
+        record = {"epoch": epoch, "loss": round(float(np.mean(losses)), 4), "val_cider": None}
+        with averaged():
+            if val_keys:
+                preds = decode_captions(step_model, val_feats, vocab, cfg.max_length)
+                scores = cider(dict(zip(val_keys, preds)), val_refs)
+                record.update(val_cider=round(scores["CIDEr"], 4), val_bleu4=round(scores["BLEU-4"], 4))
+            else:
+                preds = decode_captions(step_model, feats[:1], vocab, cfg.max_length)
+        record["seconds"] = round(time.time() - began, 1)
+        if _end_epoch(cfg, state, ckpt, model, optimizer, record, preds[0], average):
             break
 
     model.load_weights(str(ckpt.folder / "best.weights.h5"))
@@ -374,13 +475,18 @@ def train_attend(cfg: TrainConfig) -> Path:
         _scst(cfg, model, data, feats, index, flipped, train_index, step_model, val_feats, val_refs, ckpt, state)
         model.load_weights(str(ckpt.folder / "best.weights.h5"))
     # Pick the beam length penalty on the validation split, then report the untouched test split.
-    penalties = {}
-    for alpha in (0.0, 0.5, 1.0):
-        preds = decode_captions(step_model, val_feats, vocab, cfg.max_length, beam=cfg.beam, length_penalty=alpha)
-        penalties[alpha] = cider(dict(zip(val_keys, preds)), val_refs)["CIDEr"]
-    alpha = max(penalties, key=penalties.get)
-    metrics: dict = {"val_cider_greedy": round(state["best"], 4),
-                     "val_cider_beam": {str(a): round(s, 4) for a, s in penalties.items()}}
+    metrics: dict = {}
+    if cfg.length_penalty is not None or not val_keys:
+        alpha = cfg.length_penalty if cfg.length_penalty is not None else 0.0
+    else:
+        penalties = {}
+        for alpha in (0.0, 0.5, 1.0):
+            preds = decode_captions(step_model, val_feats, vocab, cfg.max_length, beam=cfg.beam, length_penalty=alpha)
+            penalties[alpha] = cider(dict(zip(val_keys, preds)), val_refs)["CIDEr"]
+        alpha = max(penalties, key=penalties.get)
+        metrics["val_cider_beam"] = {str(a): round(s, 4) for a, s in penalties.items()}
+    if val_keys:
+        metrics["val_cider_greedy"] = round(state["best"], 4)
     if test_keys:
         test_feats = run.rows(test_keys)
         preds = decode_captions(step_model, test_feats, vocab, cfg.max_length, beam=cfg.beam, length_penalty=alpha)
@@ -404,6 +510,41 @@ def train_attend(cfg: TrainConfig) -> Path:
     )
     write_manifest(out, manifest)
     return out
+
+
+def _pretrain_language(cfg: TrainConfig, sequences: list[list[int]], train_step, feature_shape, widths) -> None:
+    """Teach the decoder English before it sees a photo: captions from the text corpus, no image.
+
+    The image is all zeros, so the context the decoder attends to is a constant and the
+    loss trains the embedding, the LSTM and the output layers as a language model on ten
+    times more captions than the photos come with. The photos then teach what to say.
+    """
+    import tensorflow as tf
+
+    if not sequences:
+        _log(cfg, "no corpus captions to pre-train on (pass --corpus FILE); skipping language pre-training")
+        return
+    rng = np.random.default_rng(cfg.seed + 7919)
+    width = cfg.max_length + 1
+    tokens_all = _pad(sequences, width)
+    lengths = (tokens_all > 0).sum(axis=1)
+    # Whole batches only: every batch has the shape the step was traced for.
+    batches = len(sequences) // cfg.batch_size
+    blank = tf.zeros((cfg.batch_size, *feature_shape), tf.float32)
+    for epoch in range(1, cfg.lm_epochs + 1):
+        order = rng.permutation(len(sequences))
+        losses = []
+        began = time.time()
+        bar = _bar(batches, f"language {epoch}/{cfg.lm_epochs}", cfg.progress)
+        for b in range(batches):
+            rows = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+            used = next(w for w in widths if w >= int(lengths[rows].max()))
+            losses.append(float(train_step(blank, tf.constant(tokens_all[rows, :used]))))
+            bar.update(1)
+            bar.set_postfix(loss=f"{np.mean(losses):.3f}")
+        bar.close()
+        _log(cfg, f"language epoch {epoch}: loss {np.mean(losses):.3f} on {len(sequences)} text captions "
+                  f"({time.time() - began:.0f} s)")
 
 
 def _scst(cfg, model, data, feats, index, flipped, train_index, step_model, val_feats, val_refs, ckpt, state):
@@ -561,13 +702,15 @@ def train_seed(cfg: TrainConfig) -> Path:
             losses.append(float(model.train_on_batch([x_img, x_seq], y)))
             bar.update(1)
         bar.close()
-        preds = decode_captions(step_model, val_feats, vocab, length, suppress_unknown=False)
-        score = cider(dict(zip(val_keys, preds)), val_refs)["CIDEr"]
-        record = {"epoch": epoch, "loss": round(float(np.mean(losses)), 4), "val_cider": round(score, 4)}
+        preds = decode_captions(step_model, val_feats if val_keys else feats[:1], vocab, length,
+                                suppress_unknown=False)
+        score = cider(dict(zip(val_keys, preds)), val_refs)["CIDEr"] if val_keys else None
+        record = {"epoch": epoch, "loss": round(float(np.mean(losses)), 4),
+                  "val_cider": round(score, 4) if score is not None else None}
         if _end_epoch(cfg, state, ckpt, model, None, record, preds[0]):
             break
     model.load_weights(str(ckpt.folder / "best.weights.h5"))
-    metrics = {"val_cider_greedy": round(state["best"], 4)}
+    metrics = {"val_cider_greedy": round(state["best"], 4)} if val_keys else {}
     if test_keys:
         preds = decode_captions(step_model, run.rows(test_keys), vocab, length, suppress_unknown=False)
         metrics["test"] = {k: round(v, 4) for k, v in

@@ -214,6 +214,8 @@ def test_text_corpus(tmp_path: Path) -> None:
     path = tmp_path / "Flickr8k.token.txt"
     _write(path, "a.jpg#0\tA dog runs .\na.jpg.1#1 Two cats !\nb.jpg#0\t...\n", bom=True, crlf=True)
     assert text_corpus(path) == [["a", "dog", "runs"], ["two", "cats"]]
+    # Held-out photos' captions stay out of language-model pre-training, duplicate marker or not.
+    assert text_corpus(path, exclude={"a.jpg"}) == []
 
 
 # --- splits -----------------------------------------------------------------------------

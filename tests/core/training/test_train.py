@@ -180,3 +180,77 @@ def test_the_attend_family_refuses_a_non_grid_encoder(shapes_data, tmp_path):
 
     with pytest.raises(TrainingError, match="EfficientNet-Lite grid"):
         train(small_config(shapes_data, tmp_path / "x", tmp_path / "cache", encoder="densenet201"))
+
+
+def _corpus_for(data, path):
+    """A Flickr8k-layout text file captioning every photo of ``data`` (as Flickr8k.token.txt does)."""
+    lines = []
+    for image in sorted((data / "Images").glob("*.jpg")):
+        colour, shape = image.name.split("_")[:2]
+        lines += [f"{image.name}#0\ta {shape} that is {colour}", f"{image.name}#1\tThere is a {colour} {shape} ."]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_corpus_text_leaves_out_the_held_out_photos(shapes_data, tmp_path):
+    from imgcap_desktop.core.training.train import prepare
+
+    corpus = _corpus_for(shapes_data, tmp_path / "Flickr8k.token.txt")
+    data = prepare(small_config(shapes_data, tmp_path / "out", tmp_path / "cache", corpus=str(corpus)),
+                   drop_single_letters=False)
+    held_out = set(data.splits["val"]) | set(data.splits["test"])
+    assert held_out and len(data.text_sequences) == len(data.splits["train"])
+    # "that" and "is" never caption a training photo: such captions are left out, not <unk>-ed.
+    assert all(data.vocab.unknown_id not in seq for seq in data.text_sequences)
+
+
+def test_language_pretraining_learns_and_the_average_is_kept(shapes_data, trained, tmp_path, capsys):
+    from imgcap_desktop.core.captioner import Captioner
+    from imgcap_desktop.core.training.train import train
+
+    corpus = shapes_data.parent / "corpus.txt"
+    lines = [f"x{i}.jpg#0\t{line}" for i, line in enumerate(
+        ["a red circle", "a blue square", "a green circle", "a yellow square", "the red square"] * 40)]
+    corpus.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "lm"
+    train(small_config(shapes_data, out, trained["cache"], epochs=2, corpus=str(corpus), lm_epochs=3, ema=0.9))
+    losses = [float(line.split("loss ")[1].split()[0]) for line in capsys.readouterr().err.splitlines()
+              if line.startswith("language epoch")]
+    assert len(losses) == 3 and losses[-1] < losses[0] * 0.8, losses
+    assert (out / ".checkpoint" / "average.npz").is_file()
+    # The bundle holds the averaged weights, which differ from the last raw ones.
+    import h5py
+
+    def first_kernel(file):
+        with h5py.File(file, "r") as f:
+            found = []
+            f.visititems(lambda _, o: found.append(o[()]) if isinstance(o, h5py.Dataset) and o.ndim == 2 else None)
+            return found[0]
+
+    assert not np.array_equal(first_kernel(out / "decoder.weights.h5"), first_kernel(out / ".checkpoint" / "last.weights.h5"))
+    assert Captioner.load(out).manifest.family == "attend"
+
+
+def test_no_validation_split_runs_the_fixed_epochs(shapes_data, trained, tmp_path):
+    from imgcap_desktop.core.training.train import train
+
+    out = tmp_path / "all"
+    train(small_config(shapes_data, out, trained["cache"], epochs=3, patience=1, val_fraction=0.0,
+                       length_penalty=0.5))
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["provenance"]["epochs_run"] == 3 and manifest["provenance"]["splits"]["val"] == 0
+    assert "val_cider_greedy" not in manifest["metrics"] and "CIDEr" in manifest["metrics"]["test"]
+    assert manifest["decoding"]["length_penalty"] == 0.5
+
+
+def test_cli_evaluate_pools_splits(trained, shapes_data, tmp_path, capsys):
+    from imgcap_desktop.cli import main
+
+    out = tmp_path / "pooled.jsonl"
+    code = main(["evaluate", "--data", str(shapes_data), "--model", str(trained["bundle"]), "--split", "val+test",
+                 "--captions-out", str(out), "--no-java", "--beam", "1"])
+    assert code == 0, capsys.readouterr().out
+    provenance = json.loads((trained["bundle"] / "manifest.json").read_text())["provenance"]
+    scored = {json.loads(line)["image"] for line in out.read_text().splitlines()}
+    assert set(provenance["test_images"]) < scored
+    assert len(scored) == provenance["splits"]["val"] + provenance["splits"]["test"]
