@@ -47,6 +47,8 @@ def add_parsers(sub) -> None:
                         "(no new words) and the text for --lm-epochs; held-out photos' captions are skipped")
     p.add_argument("--lm-epochs", type=int, default=0,
                    help="attend family: passes over the --corpus captions (no image) before the photos")
+    p.add_argument("--no-corpus-counts", action="store_true",
+                   help="with --corpus: the vocabulary comes from the photos' captions alone")
     p.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
                    help="validate and keep a moving average of the weights with this decay per batch (e.g. 0.99)")
     p.add_argument("--length-penalty", type=float, default=None,
@@ -90,7 +92,7 @@ def cmd_train(args) -> int:
         max_length=args.max_length, patience=args.patience, seed=args.seed, split_seed=args.split_seed, val_fraction=args.val_fraction,
         test_fraction=args.test_fraction, flip=not args.no_flip, resume=args.resume,
         encoder_weights=args.encoder_weights, corpus=args.corpus, cache_dir=args.cache_dir,
-        progress=not args.no_progress, scst_epochs=args.scst_epochs, units=args.units, dropout=args.dropout, lm_epochs=args.lm_epochs, ema=args.ema,
+        progress=not args.no_progress, scst_epochs=args.scst_epochs, units=args.units, dropout=args.dropout, lm_epochs=args.lm_epochs, corpus_counts=not args.no_corpus_counts, ema=args.ema,
         length_penalty=args.length_penalty, semantic=args.semantic, encoder=args.encoder, command="imgcap " + shlex.join(sys.argv[1:]))
     out = train(cfg)
     manifest = json.loads((Path(out) / "manifest.json").read_text())

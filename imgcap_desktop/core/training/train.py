@@ -60,6 +60,7 @@ class TrainConfig:
     cache_dir: str | None = None
     corpus: str | None = None      # extra caption text: vocabulary counts and language pre-training
     lm_epochs: int = 0             # passes over the corpus text before the photos (attend family)
+    corpus_counts: bool = True     # the corpus's word counts also decide which words reach --min-count
     ema: float = 0.0               # decay of a moving average of the weights, validated and shipped (0: off)
     length_penalty: float | None = None   # beam length penalty; None: chosen on the validation split
     beam: int = 3
@@ -115,8 +116,9 @@ def prepare(cfg: TrainConfig, *, drop_single_letters: bool) -> Prepared:
         text = text_corpus(Path(cfg.corpus), drop_single_letters=drop_single_letters, exclude=held_out)
         # Text-only captions add counts, never new words: a word no training photo is captioned
         # with cannot be tied to anything seen, so it could only ever be emitted at random.
-        seen = {w for t in counted for w in t}
-        counted += [[w for w in t if w in seen] for t in text]
+        if cfg.corpus_counts:
+            seen = {w for t in counted for w in t}
+            counted += [[w for w in t if w in seen] for t in text]
     vocab = Vocabulary.from_captions(counted, min_count=cfg.min_count)
     limit = cfg.max_length - 1
 

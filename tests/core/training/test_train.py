@@ -200,8 +200,16 @@ def test_corpus_text_leaves_out_the_held_out_photos(shapes_data, tmp_path):
                    drop_single_letters=False)
     held_out = set(data.splits["val"]) | set(data.splits["test"])
     assert held_out and len(data.text_sequences) == len(data.splits["train"])
-    # "that" and "is" never caption a training photo: such captions are left out, not <unk>-ed.
+    # "that" never captions a training photo: such captions are left out, not <unk>-ed.
     assert all(data.vocab.unknown_id not in seq for seq in data.text_sequences)
+    # With the counts off, the vocabulary is the photos' alone; at min-count 40 the colour words (36 photo captions each) need the corpus to get in.
+    alone = prepare(small_config(shapes_data, tmp_path / "out", tmp_path / "cache", min_count=40),
+                    drop_single_letters=False).vocab
+    counted = prepare(small_config(shapes_data, tmp_path / "out", tmp_path / "cache", min_count=40,
+                                   corpus=str(corpus)), drop_single_letters=False).vocab
+    uncounted = prepare(small_config(shapes_data, tmp_path / "out", tmp_path / "cache", min_count=40,
+                                     corpus=str(corpus), corpus_counts=False), drop_single_letters=False).vocab
+    assert counted.size > alone.size == uncounted.size
 
 
 def test_language_pretraining_learns_and_the_average_is_kept(shapes_data, trained, tmp_path, capsys):
