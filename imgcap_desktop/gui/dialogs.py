@@ -50,6 +50,19 @@ def ask_overwrite(parent: QWidget | None, path: Path, many: bool = False) -> str
     }.get(answer, NO)
 
 
+def confirm_write_all(parent: QWidget | None, count: int) -> bool:
+    """Whether to write captions into ``count`` photos: it changes the user's own files."""
+    answer = QMessageBox.question(
+        parent,
+        "Write captions into the photos?",
+        f"Write the caption of each of {count} photos into its description (EXIF, XMP and IPTC)?\n"
+        "Descriptions already in the photos are replaced; the pixels are not touched.",
+        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+        QMessageBox.StandardButton.No,
+    )
+    return answer == QMessageBox.StandardButton.Yes
+
+
 def show_error(parent: QWidget | None, title: str, message: str) -> QMessageBox:
     """A window-modal warning that does not block the caller (open(), not exec()):
     it is often raised from a worker signal, where a nested event loop would let

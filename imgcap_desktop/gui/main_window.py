@@ -149,6 +149,7 @@ class MainWindow(QMainWindow):
         self.act_save = self._action("&Save Sidecar", self.save_sidecar, "Ctrl+S", themed_icon("document-save", SP.SP_DialogSaveButton), "Save the caption to NAME.txt beside the photo")
         self.act_save_all = self._action("Save A&ll Sidecars", self.save_all_sidecars, "Ctrl+Shift+S", themed_icon("document-save-all", SP.SP_DriveHDIcon), "Save every caption to NAME.txt files")
         self.act_write = self._action("&Write into Photo", self.write_into_photo, "Ctrl+Shift+W", themed_icon("document-edit", SP.SP_FileDialogDetailedView), "Write the caption into the photo's EXIF/XMP description")
+        self.act_write_all = self._action("Write All into P&hotos", self.write_all_into_photos, "Ctrl+Alt+W", themed_icon("document-edit", SP.SP_FileDialogDetailedView), "Write every caption into its photo's EXIF/XMP description")
         self.act_export = self._action("&Export CSV / JSONL…", self.export, "Ctrl+E", themed_icon("document-export", SP.SP_ArrowDown), "Export the queue's captions")
         self.act_model = self._action("Open &Model Folder…", self.open_model_folder, "Ctrl+Shift+M", themed_icon("folder", SP.SP_DirIcon), "Load a model bundle or the old image_caption.h5 + tokenizer.pkl")
         self.act_settings = self._action("Se&ttings…", self.open_settings, "Ctrl+,", themed_icon("preferences-system", SP.SP_FileDialogListView), "Beam width, caption length, model")
@@ -158,7 +159,7 @@ class MainWindow(QMainWindow):
         # The window-level actions must not steal Ctrl+V / Del from the caption editor:
         # a focused text field claims standard keys first through ShortcutOverride.
         self.work_actions = (
-            self.act_caption, self.act_caption_all, self.act_save_all, self.act_write,
+            self.act_caption, self.act_caption_all, self.act_save_all, self.act_write, self.act_write_all,
             self.act_export, self.act_model, self.act_settings,
         )
 
@@ -274,7 +275,7 @@ class MainWindow(QMainWindow):
         file_menu.addMenu(self.recent_menu)
         file_menu.addAction(self.act_paste)
         file_menu.addSeparator()
-        file_menu.addActions([self.act_save, self.act_save_all, self.act_write, self.act_export])
+        file_menu.addActions([self.act_save, self.act_save_all, self.act_write, self.act_write_all, self.act_export])
         file_menu.addSeparator()
         file_menu.addAction(self.act_model)
         file_menu.addSeparator()
@@ -343,6 +344,7 @@ class MainWindow(QMainWindow):
         self.act_save.setEnabled(has_text)
         self.act_save_all.setEnabled(idle and any_text)
         self.act_write.setEnabled(idle and has_text)
+        self.act_write_all.setEnabled(idle and any_text)
         self.act_export.setEnabled(idle and any_text)
         self.act_remove.setEnabled(not self._job_running and has_rows)
         self.act_clear.setEnabled(not self._job_running and has_rows)
@@ -808,15 +810,36 @@ class MainWindow(QMainWindow):
         row = self.current_row()
         if row is None or not row.text.strip():
             return
-        try:
-            from imgcap_desktop.core.metadata import write_description
-
-            write_description(row.path, " ".join(row.text.split()))
-        except (ImgcapError, OSError, ValueError, ImportError) as exc:
-            self.statusBar().showMessage(f"Not written: {exc}", 8000)
-            dialogs.show_error(self, "Caption not written into the photo", str(exc))
+        errors = self._write_descriptions([row])
+        if errors:
+            self.statusBar().showMessage(f"Not written: {errors[0]}", 8000)
+            dialogs.show_error(self, "Caption not written into the photo", errors[0])
             return
         self.statusBar().showMessage(f"Caption written into {row.name}", 5000)
+
+    def write_all_into_photos(self) -> None:
+        rows = self.queue.captioned()
+        if not rows or not dialogs.confirm_write_all(self, len(rows)):
+            return
+        errors = self._write_descriptions(rows)
+        written = len(rows) - len(errors)
+        message = f"Captions written into {written} photo{'s' if written != 1 else ''}"
+        self.statusBar().showMessage(message + (f", {len(errors)} failed" if errors else ""), 8000)
+        if errors:
+            shown = "\n".join(errors[:8]) + (f"\n… and {len(errors) - 8} more." if len(errors) > 8 else "")
+            dialogs.show_error(self, "Some captions were not written into their photos", shown)
+
+    def _write_descriptions(self, rows: list[QueueRow]) -> list[str]:
+        """Write each row's caption into its photo; one sentence per photo that failed, the rest go on."""
+        errors = []
+        for row in rows:
+            try:
+                from imgcap_desktop.core.metadata import write_description
+
+                write_description(row.path, " ".join(row.text.split()))
+            except (ImgcapError, OSError, ValueError, ImportError) as exc:
+                errors.append(str(exc))
+        return errors
 
     def export(self) -> None:
         rows = [r for r in self.queue.rows if r.text.strip() or r.status == FAILED]

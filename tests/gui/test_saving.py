@@ -147,6 +147,43 @@ def test_write_into_photo_error_changes_nothing(captioned, shown_errors):
     assert window.act_caption_all.isEnabled()
 
 
+def _descriptions(paths):
+    from imgcap_desktop.core.metadata import read_description
+
+    found = []
+    for path in paths:
+        stored = read_description(path)
+        found.append(set(v for v in stored.values() if v) if isinstance(stored, dict) else {stored})
+    return found
+
+
+def test_write_all_into_photos_asks_first_and_writes_every_caption(captioned, monkeypatch):
+    pytest.importorskip("imgcap_desktop.core.metadata")
+    window, paths = captioned
+    asked = []
+    monkeypatch.setattr(dialogs, "confirm_write_all", lambda parent, count: asked.append(count) or False)
+    window.act_write_all.trigger()
+    assert asked == [3] and _descriptions(paths) == [set(), set(), set()]
+    monkeypatch.setattr(dialogs, "confirm_write_all", lambda parent, count: True)
+    window.queue.rows[1].text = "an edited   caption"
+    window.act_write_all.trigger()
+    assert _descriptions(paths) == [{window.queue.rows[0].text}, {"an edited caption"}, {window.queue.rows[2].text}]
+    assert "written into 3 photos" in window.statusBar().currentMessage()
+
+
+def test_write_all_into_photos_goes_on_past_a_failure(captioned, monkeypatch, shown_errors):
+    pytest.importorskip("imgcap_desktop.core.metadata")
+    window, paths = captioned
+    monkeypatch.setattr(dialogs, "confirm_write_all", lambda parent, count: True)
+    paths[1].unlink()
+    window.write_all_into_photos()
+    assert shown_errors and shown_errors[0][0] == "Some captions were not written into their photos"
+    assert "two.jpg" in shown_errors[0][1]
+    assert _descriptions([paths[0], paths[2]]) == [{window.queue.rows[0].text}, {window.queue.rows[2].text}]
+    assert "2 photos, 1 failed" in window.statusBar().currentMessage()
+    assert window.act_write_all.isEnabled() and window.act_caption_all.isEnabled()
+
+
 def test_saving_buttons_follow_the_caption(make_window, photos):
     window = make_window(load=False)
     window.add_paths([photos["red"]])
