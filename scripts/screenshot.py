@@ -3,7 +3,8 @@
     xvfb-run -s "-screen 0 1400x900x24" env QT_QPA_PLATFORM=xcb \
         python scripts/screenshot.py resources/screenshots [--fake] [--scenario all]
 
-Scenarios: empty window, one photo captioned, a batch with a failed row. The
+Scenarios: empty window, one photo captioned, a batch with a failed row, the File
+menu open (grabbed from the screen, so it needs a real X server such as Xvfb). The
 sample photos come from resources/samples/. --fake swaps the model for a
 deterministic stand-in that labels its captions as such (layout checks only).
 """
@@ -64,7 +65,7 @@ def settle(app, seconds=0.4):
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("out", type=Path)
-    parser.add_argument("--scenario", choices=("empty", "photo", "batch", "all"), default="all")
+    parser.add_argument("--scenario", choices=("empty", "photo", "batch", "menu", "all"), default="all")
     parser.add_argument("--fake", action="store_true", help="use a placeholder captioner")
     parser.add_argument("--model", default=None, help="model folder (default: the bundled model)")
     parser.add_argument("--size", default="1240x800")
@@ -95,7 +96,7 @@ def main() -> int:
     window.show()
     wait(app, lambda: bool(shown_at))
     print(f"window shown {shown_at[0]:.3f} s after process start", flush=True)
-    scenarios = ("empty", "photo", "batch") if args.scenario == "all" else (args.scenario,)
+    scenarios = ("empty", "photo", "batch", "menu") if args.scenario == "all" else (args.scenario,)
 
     def grab(name):
         settle(app)
@@ -121,6 +122,20 @@ def main() -> int:
         window.select_row(1)
         wait(app, lambda: window.preview.has_image())
         grab("batch-with-failure")
+    if "menu" in scenarios:
+        if not window.queue.captioned():
+            window.add_paths([SAMPLES / "coffee.jpg"])
+            wait(app, lambda: not window.busy and bool(window.queue.captioned()))
+        # A menu is a window of its own: grab the screen where the main window is, menu included.
+        settle(app, 0.5)
+        menu = window.menuBar().actions()[0].menu()
+        menu.popup(window.mapToGlobal(window.menuBar().geometry().bottomLeft()))
+        settle(app, 0.8)
+        frame = window.frameGeometry()
+        path = args.out / "file-menu.png"
+        app.primaryScreen().grabWindow(0, frame.x(), frame.y(), frame.width(), frame.height()).save(str(path))
+        print(path, flush=True)
+        menu.hide()
     window.close()
     return 0
 

@@ -149,7 +149,8 @@ class QueueModel(QAbstractTableModel):
         row = self.rows[number]
         row.status = status
         row.error = error
-        self._changed(number, COL_STATUS, COL_STATUS)
+        # The error text shows in the caption column and the warning icon in the photo column.
+        self._changed(number, COL_PHOTO, COL_CAPTION)
 
     def set_caption(self, number: int, caption) -> None:
         row = self.rows[number]

@@ -289,3 +289,13 @@ def test_closing_during_a_batch_stops_the_thread_cleanly(make_window, tmp_path, 
     assert thread.isFinished() and not thread.isRunning()
     assert len(window.loader.captioner.calls) == 1
     assert not [r for r in qtlog.records if "Destroyed while thread" in r.message]
+
+
+def test_a_failure_repaints_the_reason_in_the_caption_column(make_window, photos):
+    """The view repaints only what dataChanged names: the reason must be named, not just the status."""
+    window = make_window(load=False)
+    window.add_paths([photos["red"]])
+    changed = []
+    window.queue.dataChanged.connect(lambda first, last, roles=(): changed.append((first.column(), last.column())))
+    window.queue.set_status(0, FAILED, "red.jpg: is corrupt or truncated.")
+    assert changed and any(first <= COL_CAPTION <= last and first <= COL_PHOTO for first, last in changed)
