@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QMessageBox,
+    QProgressDialog,
     QPushButton,
     QSpinBox,
     QVBoxLayout,
@@ -61,6 +62,17 @@ def confirm_write_all(parent: QWidget | None, count: int) -> bool:
         QMessageBox.StandardButton.No,
     )
     return answer == QMessageBox.StandardButton.Yes
+
+
+def write_progress(parent: QWidget | None, total: int) -> QProgressDialog:
+    """Progress with a Cancel button for writing into many photos; it only appears if the work
+    takes more than a moment, and each step lets the window repaint."""
+    dialog = QProgressDialog("Writing captions into the photos…", "Cancel", 0, total, parent)
+    dialog.setWindowTitle("Write All into Photos")
+    dialog.setWindowModality(Qt.WindowModality.WindowModal)
+    dialog.setMinimumDuration(400)
+    dialog.setValue(0)
+    return dialog
 
 
 def show_error(parent: QWidget | None, title: str, message: str) -> QMessageBox:

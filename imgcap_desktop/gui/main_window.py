@@ -810,7 +810,7 @@ class MainWindow(QMainWindow):
         row = self.current_row()
         if row is None or not row.text.strip():
             return
-        errors = self._write_descriptions([row])
+        errors, _ = self._write_descriptions([row])
         if errors:
             self.statusBar().showMessage(f"Not written: {errors[0]}", 8000)
             dialogs.show_error(self, "Caption not written into the photo", errors[0])
@@ -821,25 +821,42 @@ class MainWindow(QMainWindow):
         rows = self.queue.captioned()
         if not rows or not dialogs.confirm_write_all(self, len(rows)):
             return
-        errors = self._write_descriptions(rows)
-        written = len(rows) - len(errors)
+        progress = dialogs.write_progress(self, len(rows))
+        try:
+            errors, attempted = self._write_descriptions(rows, progress)
+        finally:
+            progress.close()
+        written = attempted - len(errors)
         message = f"Captions written into {written} photo{'s' if written != 1 else ''}"
-        self.statusBar().showMessage(message + (f", {len(errors)} failed" if errors else ""), 8000)
+        if errors:
+            message += f", {len(errors)} failed"
+        if attempted < len(rows):
+            message += f"; cancelled, {len(rows) - attempted} left as they were"
+        self.statusBar().showMessage(message, 8000)
         if errors:
             shown = "\n".join(errors[:8]) + (f"\n… and {len(errors) - 8} more." if len(errors) > 8 else "")
             dialogs.show_error(self, "Some captions were not written into their photos", shown)
 
-    def _write_descriptions(self, rows: list[QueueRow]) -> list[str]:
-        """Write each row's caption into its photo; one sentence per photo that failed, the rest go on."""
+    def _write_descriptions(self, rows: list[QueueRow], progress=None) -> tuple[list[str], int]:
+        """Write each row's caption into its photo; one sentence per photo that failed, the rest go on.
+
+        Returns the errors and how many photos were attempted (fewer than ``rows`` if cancelled).
+        """
         errors = []
+        attempted = 0
         for row in rows:
+            if progress is not None and progress.wasCanceled():
+                break
             try:
                 from imgcap_desktop.core.metadata import write_description
 
                 write_description(row.path, " ".join(row.text.split()))
             except (ImgcapError, OSError, ValueError, ImportError) as exc:
                 errors.append(str(exc))
-        return errors
+            attempted += 1
+            if progress is not None:
+                progress.setValue(attempted)
+        return errors, attempted
 
     def export(self) -> None:
         rows = [r for r in self.queue.rows if r.text.strip() or r.status == FAILED]

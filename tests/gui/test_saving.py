@@ -196,3 +196,22 @@ def Path_name(text):
     from pathlib import Path
 
     return Path(text).name
+
+
+def test_write_all_into_photos_can_be_cancelled_part_way(captioned, monkeypatch):
+    pytest.importorskip("imgcap_desktop.core.metadata")
+    window, paths = captioned
+    monkeypatch.setattr(dialogs, "confirm_write_all", lambda parent, count: True)
+    real_progress = dialogs.write_progress
+
+    def cancelled_after_one(parent, total):
+        # The real dialog, with its Cancel pressed once the first photo is written.
+        dialog = real_progress(parent, total)
+        original = dialog.setValue
+        dialog.setValue = lambda value: (original(value), dialog.cancel() if value == 1 else None)
+        return dialog
+
+    monkeypatch.setattr(dialogs, "write_progress", cancelled_after_one)
+    window.write_all_into_photos()
+    assert _descriptions(paths) == [{window.queue.rows[0].text}, set(), set()]
+    assert "into 1 photo; cancelled, 2 left as they were" in window.statusBar().currentMessage()
