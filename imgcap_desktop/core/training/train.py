@@ -141,6 +141,12 @@ def _pad(rows: list[list[int]], width: int) -> np.ndarray:
     return out
 
 
+def _trim(tokens: np.ndarray, widths: list[int]) -> np.ndarray:
+    """A padded batch cut to the narrowest traced width that holds its longest caption."""
+    needed = int((tokens > 0).sum(axis=1).max())
+    return tokens[:, :next(w for w in widths if w >= needed)]
+
+
 # --- shared helpers ---------------------------------------------------------------------
 
 
@@ -254,22 +260,17 @@ class WeightAverage:
             shadow.assign(value)
         return True
 
+    @contextlib.contextmanager
     def applied(self):
         """A context in which the model holds the averaged weights; the raw ones come back after."""
-        from contextlib import contextmanager
-
-        @contextmanager
-        def swapped():
-            raw = [v.numpy() for v in self.variables]
-            for value, shadow in zip(self.variables, self.shadow):
-                value.assign(shadow)
-            try:
-                yield
-            finally:
-                for value, saved in zip(self.variables, raw):
-                    value.assign(saved)
-
-        return swapped()
+        raw = [v.numpy() for v in self.variables]
+        for value, shadow in zip(self.variables, self.shadow):
+            value.assign(shadow)
+        try:
+            yield
+        finally:
+            for value, saved in zip(self.variables, raw):
+                value.assign(saved)
 
 
 def _bar(total: int, desc: str, enabled: bool):
@@ -451,10 +452,8 @@ def train_attend(cfg: TrainConfig) -> Path:
             if flipped is not None:
                 use_flip = rng.random(len(rows)) < 0.5
                 batch_feats = np.where(use_flip[:, None, None], flipped[image_rows], batch_feats)
-            tokens = all_tokens[rows]
-            needed = int((tokens > 0).sum(axis=1).max())
-            used = next(w for w in widths if w >= needed)
-            losses.append(float(train_step(tf.constant(batch_feats, tf.float32), tf.constant(tokens[:, :used]))))
+            tokens = _trim(all_tokens[rows], widths)
+            losses.append(float(train_step(tf.constant(batch_feats, tf.float32), tf.constant(tokens))))
             if average is not None:
                 average.update()
             bar.update(1)
@@ -527,9 +526,7 @@ def _pretrain_language(cfg: TrainConfig, sequences: list[list[int]], train_step,
         _log(cfg, "no corpus captions to pre-train on (pass --corpus FILE); skipping language pre-training")
         return
     rng = np.random.default_rng(cfg.seed + 7919)
-    width = cfg.max_length + 1
-    tokens_all = _pad(sequences, width)
-    lengths = (tokens_all > 0).sum(axis=1)
+    tokens_all = _pad(sequences, cfg.max_length + 1)
     # Whole batches only: every batch has the shape the step was traced for.
     batches = len(sequences) // cfg.batch_size
     blank = tf.zeros((cfg.batch_size, *feature_shape), tf.float32)
@@ -540,8 +537,7 @@ def _pretrain_language(cfg: TrainConfig, sequences: list[list[int]], train_step,
         bar = _bar(batches, f"language {epoch}/{cfg.lm_epochs}", cfg.progress)
         for b in range(batches):
             rows = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-            used = next(w for w in widths if w >= int(lengths[rows].max()))
-            losses.append(float(train_step(blank, tf.constant(tokens_all[rows, :used]))))
+            losses.append(float(train_step(blank, tf.constant(_trim(tokens_all[rows], widths)))))
             bar.update(1)
             bar.set_postfix(loss=f"{np.mean(losses):.3f}")
         bar.close()
