@@ -66,33 +66,9 @@ def build(seed: int = 0):
 
 def seed_captions(model, tokenizer, features, steps):
     """The legacy web app's decoding, one image at a time (``max_length`` replaced by ``steps`` as the cap)."""
-    from keras.utils import pad_sequences
+    from tests.support.seed import legacy_greedy
 
-    def idx_to_word(integer):
-        for word, index in tokenizer.word_index.items():
-            if index == integer:
-                return word
-        return None
-
-    out = []
-    for feature in features:
-        feature = feature[None]
-        in_text = "startseq"
-        for _ in range(steps):
-            sequence = tokenizer.texts_to_sequences([in_text])[0]
-            sequence = pad_sequences([sequence], L)
-            y_pred = model.predict([feature, sequence], verbose=0)
-            word = idx_to_word(int(np.argmax(y_pred)))
-            if word is None:
-                break
-            in_text += " " + word
-            if word == "endseq":
-                break
-        words = in_text.split()[1:]
-        if words and words[-1] == "endseq":
-            words = words[:-1]
-        out.append(" ".join(words))
-    return out
+    return [caption for caption, _ in legacy_greedy(model, tokenizer, features, steps=steps, max_length=L)]
 
 
 def engine_captions(step_model, vocab, stops, features, steps, beam=1):

@@ -286,8 +286,6 @@ def seed_photo_features(densenet_weights: Path, photos: list[Path], *, model=Non
 def seed_reference_decode(model_h5: Path, tokenizer_pkl: Path, features: np.ndarray,
                           max_length: int = 74) -> list[tuple[str, str]]:
     """The legacy app's greedy loop, per feature vector: (caption, why it stopped: 'end' / 'no word' / 'length')."""
-    from keras.utils import pad_sequences
-
     from imgcap_desktop.core.families.seed import build_seed_model
     from imgcap_desktop.core.vocab import load_legacy_tokenizer
 
@@ -297,6 +295,18 @@ def seed_reference_decode(model_h5: Path, tokenizer_pkl: Path, features: np.ndar
     model, _ = build_seed_model(vocab_size, max_length)
     model.load_weights(str(model_h5))
     assert load_legacy_tokenizer(tokenizer_pkl).size == vocab_size
+    return legacy_greedy(model, tokenizer, features, steps=max_length, max_length=max_length)
+
+
+def legacy_greedy(model, tokenizer, features, *, steps: int, max_length: int) -> list[tuple[str, str]]:
+    """The legacy web app's decoding loop, literally, one image at a time: per step
+    ``texts_to_sequences`` + ``pad_sequences`` (window ``max_length``) + ``model.predict`` + a
+    linear scan of ``word_index``, at most ``steps`` words.
+
+    Returns (caption, why it stopped: 'end' / 'no word' / 'length') per feature vector. The tests
+    compare the engine with it, and ``benchmarks/bench_seed_decoding.py`` times it.
+    """
+    from keras.utils import pad_sequences
 
     def idx_to_word(integer):
         for word, index in tokenizer.word_index.items():
@@ -309,7 +319,7 @@ def seed_reference_decode(model_h5: Path, tokenizer_pkl: Path, features: np.ndar
         feature = feature[None]
         in_text = "startseq"
         stop = "length"
-        for _ in range(max_length):
+        for _ in range(steps):
             sequence = tokenizer.texts_to_sequences([in_text])[0]
             sequence = pad_sequences([sequence], max_length)
             y_pred = model.predict([feature, sequence], verbose=0)
