@@ -86,6 +86,12 @@ def show_error(parent: QWidget | None, title: str, message: str) -> QMessageBox:
     return box
 
 
+def show_errors(parent: QWidget | None, title: str, errors: list[str], limit: int = 8) -> None:
+    """One warning listing the first ``limit`` failures of a batch, and how many more there were."""
+    more = f"\n… and {len(errors) - limit} more." if len(errors) > limit else ""
+    show_error(parent, title, "\n".join(errors[:limit]) + more)
+
+
 def ask_export_path(parent: QWidget | None, start: str = "") -> Path | None:
     csv_filter, jsonl_filter = "CSV (*.csv)", "JSON lines (*.jsonl)"
     folder = Path(start) if start else Path.home()

@@ -802,8 +802,7 @@ class MainWindow(QMainWindow):
             message += f", {len(errors)} failed"
         self.statusBar().showMessage(message, 8000)
         if errors:
-            shown = "\n".join(errors[:8]) + (f"\n… and {len(errors) - 8} more." if len(errors) > 8 else "")
-            dialogs.show_error(self, "Some captions were not saved", shown)
+            dialogs.show_errors(self, "Some captions were not saved", errors)
         return saved, skipped, errors
 
     def write_into_photo(self) -> None:
@@ -834,8 +833,7 @@ class MainWindow(QMainWindow):
             message += f"; cancelled, {len(rows) - attempted} left as they were"
         self.statusBar().showMessage(message, 8000)
         if errors:
-            shown = "\n".join(errors[:8]) + (f"\n… and {len(errors) - 8} more." if len(errors) > 8 else "")
-            dialogs.show_error(self, "Some captions were not written into their photos", shown)
+            dialogs.show_errors(self, "Some captions were not written into their photos", errors)
 
     def _write_descriptions(self, rows: list[QueueRow], progress=None) -> tuple[list[str], int]:
         """Write each row's caption into its photo; one sentence per photo that failed, the rest go on.
