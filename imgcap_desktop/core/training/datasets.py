@@ -499,3 +499,94 @@ def split_keys(keys: Iterable[str], *, val_fraction: float, test_fraction: float
     val = ordered[n_test : n_test + n_val]
     train = ordered[n_test + n_val :]
     return {"train": sorted(train), "val": sorted(val), "test": sorted(test)}
+
+
+# --- several folders, fixed split files -------------------------------------------------
+
+SPLIT_NAMES = ("train", "val", "test")
+
+
+def data_folders(data: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:
+    """``--data`` as a list of folders (one folder, as older manifests record it, or several)."""
+    if isinstance(data, (str, os.PathLike)):
+        return [Path(data)]
+    return [Path(d) for d in data]
+
+
+def read_datasets(roots: Iterable[str | os.PathLike], fmt: str | None = None) -> CaptionDataset:
+    """Join several dataset folders, each in any supported layout, into one dataset.
+
+    A photo name found in two folders is an error naming both: its captions could be
+    counted twice, or one folder's photo trained under the other's captions.
+    """
+    roots = [Path(r) for r in roots]
+    if not roots:
+        raise ValueError("no dataset folder given; pass --data DIR at least once.")
+    parts = [read_dataset(r, fmt) for r in roots]
+    if len(parts) == 1:
+        return parts[0]
+    owner: dict[str, Path] = {}
+    joined = CaptionDataset(root=roots[0], images={}, captions={}, splits={}, missing=[],
+                            format="+".join(dict.fromkeys(p.format for p in parts)))
+    for part in parts:
+        for key in part.captions:
+            if key in owner:
+                raise ValueError(f"the photo {key} is in both {owner[key]} and {part.root}; "
+                                 "a photo may be in only one --data folder.")
+            owner[key] = part.root
+        joined.images.update(part.images)
+        joined.captions.update(part.captions)
+        joined.missing += part.missing
+        joined.skipped_rows += part.skipped_rows
+        joined.notes += [f"{part.root}: {n}" for n in part.notes]
+        for name, keys in part.splits.items():
+            joined.splits.setdefault(name, []).extend(keys)
+    return joined
+
+
+def apply_split_files(dataset: CaptionDataset, folder: str | os.PathLike) -> list[str]:
+    """Replace the dataset's splits with ``train.txt`` / ``val.txt`` / ``test.txt`` from ``folder``.
+
+    One photo name per line. Names with no captioned photo in the data are counted and
+    reported (the returned sentences, also added to ``dataset.notes``), never dropped in
+    silence; a name listed in two split files is an error.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"{folder} is not a folder; --split-files needs a folder with train.txt, val.txt, test.txt.")
+    files = {name: folder / f"{name}.txt" for name in SPLIT_NAMES if (folder / f"{name}.txt").is_file()}
+    if "train" not in files:
+        raise ValueError(f"{folder} has no train.txt; --split-files needs at least train.txt (and val.txt, test.txt).")
+    splits: dict[str, list[str]] = {}
+    seen: dict[str, str] = {}
+    report: list[str] = []
+    for name, file in files.items():
+        names = [_strip_duplicate_suffix(line) for line in _read_lines(file) if line.strip()]
+        found, absent = [], []
+        for key in dict.fromkeys(names):
+            if key in seen:
+                raise ValueError(f"{key} is listed in both {seen[key]}.txt and {name}.txt in {folder}.")
+            seen[key] = name
+            (found if key in dataset.images and dataset.captions.get(key) else absent).append(key)
+        splits[name] = found
+        if absent:
+            report.append(f"{file}: {len(absent)} of {len(names)} photo name(s) are not in the data, "
+                          f"e.g. {absent[0]}; they are left out of the {name} split.")
+    unlisted = sum(1 for k in dataset.images if k not in seen and dataset.captions.get(k))
+    if unlisted:
+        report.append(f"{unlisted} captioned photo(s) in the data are in none of the split files; they are not used.")
+    for name in SPLIT_NAMES:
+        splits.setdefault(name, [])
+    dataset.splits = splits
+    dataset.notes += report
+    for line in report:
+        log.warning("%s", line)
+    return report
+
+
+def load_training_data(data, fmt: str | None = None, split_files: str | os.PathLike | None = None) -> CaptionDataset:
+    """``--data DIR ...`` joined, with ``--split-files`` applied when given: what train, evaluate and ensemble read."""
+    dataset = read_datasets(data_folders(data), fmt)
+    if split_files:
+        apply_split_files(dataset, split_files)
+    return dataset

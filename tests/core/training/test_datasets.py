@@ -260,3 +260,89 @@ def test_real_flickr8k_subset() -> None:
     if TOKEN_TEXT.is_file():
         corpus = text_corpus(TOKEN_TEXT)
         assert len(corpus) == 39460
+
+
+# --- several folders and split files ------------------------------------------------------
+
+
+def _csv_folder(root: Path, names: list[str]) -> Path:
+    rows = ["image,caption"] + [f"{n},a photo called {n[:-4]}" for n in names]
+    _write(root / "captions.txt", "\n".join(rows) + "\n")
+    for n in names:
+        _jpg(root / "Images" / n)
+    return root
+
+
+def test_several_folders_of_different_layouts_are_joined(tmp_path, flickr8k):
+    from imgcap_desktop.core.training.datasets import read_datasets
+
+    extra = _csv_folder(tmp_path / "extra", ["x.jpg", "y.jpg"])
+    joined = read_datasets([flickr8k, extra])
+    assert set(joined.images) == {"a.jpg", "b.jpg", "c.jpg", "x.jpg", "y.jpg"}
+    assert joined.images["x.jpg"].parent == extra / "Images"
+    assert joined.captions["x.jpg"] == ["a photo called x"]
+    assert joined.missing == ["d.jpg"]
+    assert joined.format == "flickr8k+csv"
+    assert joined.splits["train"] == ["a.jpg"]  # the Flickr8k folder's own split lists survive
+
+
+def test_the_same_photo_in_two_folders_is_an_error_naming_both(tmp_path):
+    from imgcap_desktop.core.training.datasets import read_datasets
+
+    one = _csv_folder(tmp_path / "one", ["x.jpg", "y.jpg"])
+    two = _csv_folder(tmp_path / "two", ["y.jpg", "z.jpg"])
+    with pytest.raises(ValueError) as exc:
+        read_datasets([one, two])
+    assert "y.jpg" in str(exc.value) and str(one) in str(exc.value) and str(two) in str(exc.value)
+
+
+def test_split_files_fix_the_split_and_report_names_not_found(tmp_path):
+    from imgcap_desktop.core.training.datasets import load_training_data
+
+    one = _csv_folder(tmp_path / "one", ["a.jpg", "b.jpg", "c.jpg"])
+    two = _csv_folder(tmp_path / "two", ["d.jpg", "e.jpg"])
+    splits = tmp_path / "splits"
+    _write(splits / "train.txt", "a.jpg\nd.jpg\nghost1.jpg\nghost2.jpg\n")
+    _write(splits / "val.txt", "b.jpg\n")
+    _write(splits / "test.txt", "c.jpg\n")
+    dataset = load_training_data([str(one), str(two)], split_files=splits)
+    assert dataset.splits == {"train": ["a.jpg", "d.jpg"], "val": ["b.jpg"], "test": ["c.jpg"]}
+    notes = " ".join(dataset.notes)
+    assert "2 of 4 photo name(s) are not in the data, e.g. ghost1.jpg" in notes
+    assert "1 captioned photo(s) in the data are in none of the split files" in notes  # e.jpg
+
+
+def test_a_photo_in_two_split_files_is_an_error(tmp_path):
+    from imgcap_desktop.core.training.datasets import load_training_data
+
+    one = _csv_folder(tmp_path / "one", ["a.jpg", "b.jpg"])
+    splits = tmp_path / "splits"
+    _write(splits / "train.txt", "a.jpg\nb.jpg\n")
+    _write(splits / "test.txt", "b.jpg\n")
+    with pytest.raises(ValueError, match="b.jpg is listed in both train.txt and test.txt"):
+        load_training_data(str(one), split_files=splits)
+
+
+def test_split_files_folder_without_train_txt_is_refused(tmp_path):
+    from imgcap_desktop.core.training.datasets import load_training_data
+
+    one = _csv_folder(tmp_path / "one", ["a.jpg"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="has no train.txt"):
+        load_training_data(str(one), split_files=tmp_path / "empty")
+
+
+def test_batch_plan_sees_every_caption_once_and_buckets_by_length():
+    import numpy as np
+
+    from imgcap_desktop.core.training.train import batch_plan
+
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(5, 24, size=1000)
+    plan = batch_plan(lengths, 64, rng)
+    rows = np.concatenate(plan)
+    assert sorted(rows.tolist()) == list(range(1000))
+    spread = [lengths[b].max() - lengths[b].min() for b in plan]
+    assert max(spread) <= 2  # 1000 captions over 19 lengths: a batch of 64 spans at most two or three lengths
+    random_plan = batch_plan(lengths, 64, np.random.default_rng(0), bucketed=False)
+    assert np.mean([lengths[b].max() for b in random_plan]) > np.mean([lengths[b].max() for b in plan]) + 5
