@@ -79,6 +79,9 @@ class Captioner:
         if chosen == "litert":
             step_model, encoder = runtime_litert.load(bundle)
         else:
+            from imgcap_desktop.core.tf_quiet import import_tensorflow
+
+            import_tensorflow()
             spec = bundle.encoder_spec
             weights = find_weights(spec, bundle.path, bundle.manifest.encoder_weights, encoder_weights or beside)
             family = get_family(bundle.manifest.family)

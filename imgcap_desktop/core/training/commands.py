@@ -14,10 +14,17 @@ from imgcap_desktop.core.training.datasets import FORMATS
 REPRODUCIBLE_ENV = {"TF_ENABLE_ONEDNN_OPTS": "0"}
 
 
+def _add_data_options(p, *, required: bool) -> None:
+    p.add_argument("--data", action="append", required=required, metavar="DIR",
+                   help="dataset folder (Flickr8k, Flickr30k, COCO or image,caption CSV); repeat to join several")
+    p.add_argument("--format", choices=FORMATS, default=None, help="dataset layout (default: detected per folder)")
+    p.add_argument("--split-files", default=None, metavar="DIR",
+                   help="folder with train.txt, val.txt and test.txt (one photo name per line) that fix the split")
+
+
 def add_parsers(sub) -> None:
     p = sub.add_parser("train", help="train a caption model and write a bundle")
-    p.add_argument("--data", required=True, help="dataset folder (Flickr8k, Flickr30k, COCO or image,caption CSV)")
-    p.add_argument("--format", choices=FORMATS, default=None, help="dataset layout (default: detected)")
+    _add_data_options(p, required=True)
     p.add_argument("--family", choices=("attend", "seed"), default="attend")
     p.add_argument("--out", required=True, help="bundle folder to write (checkpoints go in OUT/.checkpoint)")
     p.add_argument("--epochs", type=int, default=30)
@@ -53,6 +60,13 @@ def add_parsers(sub) -> None:
                    help="validate and keep a moving average of the weights with this decay per batch (e.g. 0.99)")
     p.add_argument("--length-penalty", type=float, default=None,
                    help="beam length penalty for the bundle (default: chosen on the validation split)")
+    p.add_argument("--no-bucket", action="store_true",
+                   help="random batches padded to their longest caption (default: batches of similar length)")
+    p.add_argument("--jit-compile", action="store_true", help="XLA-compile the train step")
+    p.add_argument("--precision", choices=("float32", "mixed_bfloat16"), default="float32",
+                   help="mixed_bfloat16: bfloat16 matmuls with float32 weights (fast on CPUs with AMX or AVX512-BF16)")
+    p.add_argument("--fast-kernels", action="store_true",
+                   help="oneDNN kernels and no op determinism: faster, but two runs of one seed differ slightly")
     p.add_argument("--cache-dir", default=None, help="feature cache folder (default: the user cache)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_train)
@@ -60,12 +74,11 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("ensemble", help="combine attend bundles trained on the same data into one model")
     p.add_argument("bundles", nargs="+", help="two or more bundles with the same vocabulary and configuration")
     p.add_argument("--out", required=True)
-    p.add_argument("--data", default=None, help="dataset to re-score the ensemble on its held-out split")
+    _add_data_options(p, required=False)
     p.set_defaults(func=cmd_ensemble)
 
     p = sub.add_parser("evaluate", help="score a model on a dataset (BLEU, METEOR, ROUGE-L, CIDEr)")
-    p.add_argument("--data", required=True)
-    p.add_argument("--format", choices=FORMATS, default=None)
+    _add_data_options(p, required=True)
     p.add_argument("--model", default=None, help="bundle folder (default: the default model)")
     p.add_argument("--split", default="test",
                    help="test|val|train|all, or several joined by + (val+test); without split files in the data, "
@@ -81,19 +94,25 @@ def add_parsers(sub) -> None:
 def cmd_train(args) -> int:
     import os
 
-    if "tensorflow" not in sys.modules:
+    if "tensorflow" not in sys.modules and not args.fast_kernels:
         for key, value in REPRODUCIBLE_ENV.items():
             os.environ.setdefault(key, value)
+    from imgcap_desktop.core.tf_quiet import import_tensorflow
     from imgcap_desktop.core.training.train import TrainConfig, train
 
+    import_tensorflow()
+
     cfg = TrainConfig(
-        data=args.data, out=args.out, format=args.format, family=args.family, epochs=args.epochs,
+        data=args.data, out=args.out, format=args.format, split_files=args.split_files, family=args.family, epochs=args.epochs,
         batch_size=args.batch_size, learning_rate=args.learning_rate, min_count=args.min_count,
         max_length=args.max_length, patience=args.patience, seed=args.seed, split_seed=args.split_seed, val_fraction=args.val_fraction,
         test_fraction=args.test_fraction, flip=not args.no_flip, resume=args.resume,
         encoder_weights=args.encoder_weights, corpus=args.corpus, cache_dir=args.cache_dir,
         progress=not args.no_progress, scst_epochs=args.scst_epochs, units=args.units, dropout=args.dropout, lm_epochs=args.lm_epochs, corpus_counts=not args.no_corpus_counts, ema=args.ema,
-        length_penalty=args.length_penalty, semantic=args.semantic, encoder=args.encoder, command="imgcap " + shlex.join(sys.argv[1:]))
+        length_penalty=args.length_penalty, semantic=args.semantic, encoder=args.encoder,
+        bucket=not args.no_bucket, jit_compile=args.jit_compile, deterministic=not args.fast_kernels,
+        precision=args.precision,
+        command="imgcap " + shlex.join(sys.argv[1:]))
     out = train(cfg)
     manifest = json.loads((Path(out) / "manifest.json").read_text())
     print(f"wrote {out}")
@@ -104,7 +123,7 @@ def cmd_train(args) -> int:
 def cmd_ensemble(args) -> int:
     from imgcap_desktop.core.training.ensemble import merge
 
-    out = merge(args.bundles, args.out, data=args.data)
+    out = merge(args.bundles, args.out, data=args.data, split_files=args.split_files, fmt=args.format)
     manifest = json.loads((Path(out) / "manifest.json").read_text())
     print(f"wrote {out}")
     print(json.dumps(manifest.get("metrics", {}), indent=2))
@@ -134,14 +153,20 @@ def _evaluation_keys(dataset, split: str, manifest) -> list[str]:
 
 def cmd_evaluate(args) -> int:
     from imgcap_desktop.core.captioner import Captioner
-    from imgcap_desktop.core.training.datasets import clean_caption, read_dataset
+    from imgcap_desktop.core.training.datasets import clean_caption, load_training_data
     from imgcap_desktop.core.training.metrics import score_captions
 
-    dataset = read_dataset(Path(args.data), args.format)
+    try:
+        dataset = load_training_data(args.data, args.format, args.split_files)
+    except ValueError as exc:
+        print(f"imgcap: {exc}", file=sys.stderr)
+        return 2
+    for note in dataset.notes:
+        print(f"data:   {note}", file=sys.stderr)
     captioner = Captioner.load(args.model, encoder_weights=args.encoder_weights)
     keys = _evaluation_keys(dataset, args.split, captioner.manifest)
     if not keys:
-        print(f"imgcap: no images in the '{args.split}' split of {args.data}", file=sys.stderr)
+        print(f"imgcap: no images in the '{args.split}' split of {', '.join(args.data)}", file=sys.stderr)
         return 2
     from tqdm import tqdm
 

@@ -17,7 +17,8 @@ from imgcap_desktop.core.errors import BundleError
 from imgcap_desktop.core.weights_file import to_float16
 
 
-def merge(bundle_dirs: list[str | Path], out: str | Path, *, data: str | None = None) -> Path:
+def merge(bundle_dirs: list[str | Path], out: str | Path, *, data: str | list[str] | None = None,
+          split_files: str | None = None, fmt: str | None = None) -> Path:
     bundles = [read_bundle(b) for b in bundle_dirs]
     if len(bundles) < 2:
         raise BundleError("an ensemble needs at least two bundles.")
@@ -66,7 +67,7 @@ def merge(bundle_dirs: list[str | Path], out: str | Path, *, data: str | None = 
     decoding = dict(first.decoding)
     metrics: dict = {}
     if data:
-        decoding["length_penalty"], metrics = _score(ensemble, config, bundles[0], data, first)
+        decoding["length_penalty"], metrics = _score(ensemble, config, bundles[0], data, first, split_files, fmt)
     manifest = Manifest(
         name=f"{first.name.split(' ×')[0]} ×{len(bundles)}", description=first.description + f" Ensemble of {len(bundles)} decoders.",
         family="attend", family_config=config, encoder=first.encoder, feature_shape=first.feature_shape,
@@ -76,7 +77,7 @@ def merge(bundle_dirs: list[str | Path], out: str | Path, *, data: str | None = 
     return out
 
 
-def _score(ensemble, config, bundle, data, first):
+def _score(ensemble, config, bundle, data, first, split_files=None, fmt=None):
     """Pick the length penalty on validation and score the held-out test split, as training does."""
     from imgcap_desktop.core.encoders import ENCODERS
     from imgcap_desktop.core.families.attend import AttendStepModel
@@ -86,6 +87,10 @@ def _score(ensemble, config, bundle, data, first):
     settings = first.provenance.get("settings", {})
     cfg = TrainConfig(**{k: v for k, v in settings.items() if k in TrainConfig.__dataclass_fields__})
     cfg.data, cfg.progress = data, False
+    if split_files:
+        cfg.split_files = split_files
+    if fmt:
+        cfg.format = fmt
     prepared = prepare(cfg, drop_single_letters=False)
     cache = FeatureCache(ENCODERS[first.encoder], bundle.file(first.encoder_weights),
                          Path(cfg.cache_dir) if cfg.cache_dir else None)

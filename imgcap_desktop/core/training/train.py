@@ -26,7 +26,8 @@ from imgcap_desktop.core.bundle import Manifest, write_manifest
 from imgcap_desktop.core.encoders import ENCODERS, find_weights
 from imgcap_desktop.core.errors import ImgcapError
 from imgcap_desktop.core.paths import default_bundle_dir
-from imgcap_desktop.core.training.datasets import clean_caption, read_dataset, split_keys, text_corpus
+from imgcap_desktop.core.training.datasets import (clean_caption, data_folders, load_training_data, split_keys,
+                                                    text_corpus)
 from imgcap_desktop.core.training.features import FeatureCache
 from imgcap_desktop.core.vocab import Vocabulary
 
@@ -36,11 +37,17 @@ class TrainingError(ImgcapError):
     pass
 
 
+def _data_name(cfg) -> str:
+    """The training folders' names, for descriptions: "flickr8k-subset + flickr8k-extra"."""
+    return " + ".join(p.name for p in data_folders(cfg.data))
+
+
 @dataclass
 class TrainConfig:
-    data: str
+    data: str | list[str]         # one dataset folder or several, joined
     out: str
     format: str | None = None
+    split_files: str | None = None   # folder with train.txt / val.txt / test.txt
     family: str = "attend"
     epochs: int = 30
     batch_size: int = 64
@@ -68,6 +75,10 @@ class TrainConfig:
     scst_samples: int = 5
     scst_learning_rate: float = 5e-5
     units: int = 512
+    bucket: bool = True               # length-bucketed batches (False: random batches, padded to their longest)
+    jit_compile: bool = False         # XLA-compile the train step
+    deterministic: bool = True        # bit-identical runs for one seed (op determinism, oneDNN off)
+    precision: str = "float32"        # or "mixed_bfloat16": bfloat16 matmuls, float32 weights
     semantic: bool = False            # ImageNet class probabilities as an extra attention slot
     encoder: str = "efficientnet_lite0"  # attend family: any EfficientNet-Lite in encoders.ENCODERS
     embed_dim: int = 256
@@ -93,13 +104,18 @@ class Prepared:
 
 
 def prepare(cfg: TrainConfig, *, drop_single_letters: bool) -> Prepared:
-    dataset = read_dataset(Path(cfg.data), cfg.format)
+    try:
+        dataset = load_training_data(cfg.data, cfg.format, cfg.split_files)
+    except ValueError as exc:
+        raise TrainingError(str(exc)) from exc
+    for note in dataset.notes:
+        _log(cfg, f"data: {note}")
     keys = sorted(k for k in dataset.images if dataset.captions.get(k))
     if cfg.limit_images:
         keys = keys[:cfg.limit_images]
     if not keys:
-        raise TrainingError(f"{cfg.data}: no images with captions found.")
-    if dataset.splits and all(dataset.splits.get(s) for s in ("train", "val")):
+        raise TrainingError(f"{_data_name(cfg)}: no images with captions found.")
+    if cfg.split_files or (dataset.splits and all(dataset.splits.get(s) for s in ("train", "val"))):
         allowed = set(keys)
         splits = {s: [k for k in ks if k in allowed] for s, ks in dataset.splits.items()}
         splits.setdefault("test", [])
@@ -145,6 +161,66 @@ def _trim(tokens: np.ndarray, widths: list[int]) -> np.ndarray:
     """A padded batch cut to the narrowest traced width that holds its longest caption."""
     needed = int((tokens > 0).sum(axis=1).max())
     return tokens[:, :next(w for w in widths if w >= needed)]
+
+
+def traced_widths(width: int) -> list[int]:
+    """Caption widths (tokens incl. start and end) that batches are cut to.
+
+    Each width is one traced graph (the decoder is unrolled over time). Steps of two tokens keep
+    the padding of a length-bucketed batch under one token on average at eight traces.
+    """
+    return sorted({w for w in range(8, width, 2)} | {width})
+
+
+def batch_plan(lengths: np.ndarray, batch_size: int, rng: np.random.Generator, *,
+               bucketed: bool = True) -> list[np.ndarray]:
+    """The rows of each batch of one epoch, in the order they are trained.
+
+    Bucketed: captions are sorted by length (ties in random order), cut into batches, and the
+    batches shuffled, so a 9-word caption is not padded to the longest caption of a random
+    batch. Over an epoch every caption is still seen exactly once.
+    """
+    n = len(lengths)
+    if not bucketed:
+        order = rng.permutation(n)
+    else:
+        order = np.lexsort((rng.random(n), np.asarray(lengths)))
+    batches = [order[i:i + batch_size] for i in range(0, n, batch_size)]
+    if bucketed:
+        batches = [batches[i] for i in rng.permutation(len(batches))]
+    return batches
+
+
+def make_train_step(model, optimizer, vocab_size: int, *, label_smoothing: float, attention_reg: float,
+                    jit_compile: bool = False):
+    """One teacher-forced update of the attend decoder: (features, tokens) -> mean token loss.
+
+    Cross-entropy with label smoothing plus the doubly stochastic attention penalty of
+    Xu et al. (2015). Traced once per caption width.
+    """
+    import tensorflow as tf
+
+    @tf.function(jit_compile=jit_compile)
+    def train_step(features, tokens):
+        inputs, targets = tokens[:, :-1], tokens[:, 1:]
+        mask = tf.cast(targets > 0, tf.float32)
+        with tf.GradientTape() as tape:
+            logits, alphas = model((features, inputs), training=True)
+            # Under a mixed bfloat16 policy the layers compute in bfloat16; the loss stays float32.
+            logits, alphas = tf.cast(logits, tf.float32), tf.cast(alphas, tf.float32)
+            onehot = tf.one_hot(targets, vocab_size)
+            soft = onehot * (1.0 - label_smoothing) + label_smoothing / vocab_size
+            loss_tok = tf.nn.softmax_cross_entropy_with_logits(soft, logits)
+            loss = tf.reduce_sum(loss_tok * mask) / tf.reduce_sum(mask)
+            coverage = tf.reduce_sum(alphas * mask[..., None], axis=1)
+            reg = tf.reduce_mean(tf.reduce_sum((1.0 - coverage) ** 2, axis=-1))
+            total = loss + attention_reg * reg / tf.cast(tf.shape(alphas)[-1], tf.float32)
+        variables = model.trainable_variables
+        grads = tape.gradient(total, variables)
+        optimizer.apply_gradients(zip(grads, variables))
+        return loss
+
+    return train_step
 
 
 # --- shared helpers ---------------------------------------------------------------------
@@ -385,9 +461,15 @@ def train_attend(cfg: TrainConfig) -> Path:
     # Seeded again here: building the encoder (only when features were not cached) draws from the
     # same generator, and the decoder's start must not depend on the cache.
     keras.utils.set_random_seed(cfg.seed)
-    model = build_decoder(config)
+    model = _build_decoder_in(config, cfg.precision)
     if cfg.semantic:
         model.imagenet_fc.set_weights(_imagenet_head(spec, weights))
+    # Validation and the bundle's scores decode in float32, as the app does, whatever the training precision.
+    scored = model if cfg.precision == "float32" else _build_decoder_in(config, "float32")
+
+    def synced():
+        if scored is not model:
+            scored.set_weights(model.get_weights())
     optimizer = keras.optimizers.Adam(learning_rate=cfg.learning_rate, clipnorm=5.0)
     average = WeightAverage(model.trainable_variables, cfg.ema) if cfg.ema > 0 else None
     ckpt = Checkpoints(out)
@@ -404,30 +486,11 @@ def train_attend(cfg: TrainConfig) -> Path:
     width = cfg.max_length + 1
     all_tokens = _pad([s for _, s in pairs], width)
     pair_rows = np.array([train_index[k] for k, _ in pairs])
-    smoothing = cfg.label_smoothing
-    vocab_size = vocab.size
+    widths = traced_widths(width)
+    lengths = (all_tokens > 0).sum(axis=1)
 
-    # A few fixed caption widths: each is one traced graph (the decoder is unrolled over time),
-    # and short batches do not pay for the longest caption.
-    widths = sorted({min(w, width) for w in (10, 14, 18)} | {width})
-
-    @tf.function
-    def train_step(features, tokens):
-        inputs, targets = tokens[:, :-1], tokens[:, 1:]
-        mask = tf.cast(targets > 0, tf.float32)
-        with tf.GradientTape() as tape:
-            logits, alphas = model((features, inputs), training=True)
-            onehot = tf.one_hot(targets, vocab_size)
-            soft = onehot * (1.0 - smoothing) + smoothing / vocab_size
-            loss_tok = tf.nn.softmax_cross_entropy_with_logits(soft, logits)
-            loss = tf.reduce_sum(loss_tok * mask) / tf.reduce_sum(mask)
-            coverage = tf.reduce_sum(alphas * mask[..., None], axis=1)
-            reg = tf.reduce_mean(tf.reduce_sum((1.0 - coverage) ** 2, axis=-1))
-            total = loss + cfg.attention_reg * reg / tf.cast(tf.shape(alphas)[-1], tf.float32)
-        variables = model.trainable_variables
-        grads = tape.gradient(total, variables)
-        optimizer.apply_gradients(zip(grads, variables))
-        return loss
+    train_step = make_train_step(model, optimizer, vocab.size, label_smoothing=cfg.label_smoothing,
+                                 attention_reg=cfg.attention_reg, jit_compile=cfg.jit_compile)
 
     if cfg.lm_epochs > 0 and state["epoch"] == 0:
         _pretrain_language(cfg, data.text_sequences, train_step, feats.shape[1:], widths)
@@ -435,32 +498,31 @@ def train_attend(cfg: TrainConfig) -> Path:
         average.reset()   # the average starts where the photos do
     averaged = average.applied if average is not None else contextlib.nullcontext
 
-    step_model = AttendStepModel(model, cfg.max_length, config)
+    step_model = AttendStepModel(scored, cfg.max_length, config)
     val_feats = run.rows(val_keys)
     val_refs = {k: data.references[k] for k in val_keys}
     rng = np.random.default_rng(cfg.seed + state["epoch"])
-    batches_per_epoch = math.ceil(len(pairs) / cfg.batch_size)
     for epoch in range(state["epoch"] + 1, cfg.epochs + 1):
-        order = rng.permutation(len(pairs))
+        plan = batch_plan(lengths, cfg.batch_size, rng, bucketed=cfg.bucket)
         losses = []
         began = time.time()
-        bar = _bar(batches_per_epoch, f"epoch {epoch}/{cfg.epochs}", cfg.progress)
-        for b in range(batches_per_epoch):
-            rows = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+        bar = _bar(len(plan), f"epoch {epoch}/{cfg.epochs}", cfg.progress)
+        for rows in plan:
             image_rows = pair_rows[rows]
             batch_feats = feats[[index[train_keys[i]] for i in image_rows]]
             if flipped is not None:
                 use_flip = rng.random(len(rows)) < 0.5
                 batch_feats = np.where(use_flip[:, None, None], flipped[image_rows], batch_feats)
             tokens = _trim(all_tokens[rows], widths)
-            losses.append(float(train_step(tf.constant(batch_feats, tf.float32), tf.constant(tokens))))
+            losses.append(train_step(tf.constant(batch_feats, tf.float32), tf.constant(tokens)))
             if average is not None:
                 average.update()
             bar.update(1)
-            bar.set_postfix(loss=f"{np.mean(losses):.3f}")
+        losses = [float(x) for x in losses]   # one read-back per epoch, not a sync per batch
         bar.close()
         record = {"epoch": epoch, "loss": round(float(np.mean(losses)), 4), "val_cider": None}
         with averaged():
+            synced()
             if val_keys:
                 preds = decode_captions(step_model, val_feats, vocab, cfg.max_length)
                 scores = cider(dict(zip(val_keys, preds)), val_refs)
@@ -472,9 +534,11 @@ def train_attend(cfg: TrainConfig) -> Path:
             break
 
     model.load_weights(str(ckpt.folder / "best.weights.h5"))
+    synced()
     if cfg.scst_epochs > 0:
         _scst(cfg, model, data, feats, index, flipped, train_index, step_model, val_feats, val_refs, ckpt, state)
         model.load_weights(str(ckpt.folder / "best.weights.h5"))
+        synced()
     # Pick the beam length penalty on the validation split, then report the untouched test split.
     metrics: dict = {}
     if cfg.length_penalty is not None or not val_keys:
@@ -501,7 +565,7 @@ def train_attend(cfg: TrainConfig) -> Path:
         shutil.copyfile(weights, out / spec.weights_file)
     manifest = Manifest(
         name=cfg.extra.get("name", f"imgcap attend ({spec.title.split(' (')[0]})"),
-        description=cfg.extra.get("description", f"Show-Attend-Tell decoder trained on {Path(cfg.data).name}."),
+        description=cfg.extra.get("description", f"Show-Attend-Tell decoder trained on {_data_name(cfg)}."),
         family="attend", family_config=config, encoder=spec.name, feature_shape=list(spec.feature_shape),
         encoder_weights=spec.weights_file, max_length=cfg.max_length, vocabulary="vocab.json",
         weights="decoder.weights.h5", tokens={"start": vocab.start, "end": vocab.end},
@@ -511,6 +575,26 @@ def train_attend(cfg: TrainConfig) -> Path:
     )
     write_manifest(out, manifest)
     return out
+
+
+def _build_decoder_in(config: dict, precision: str):
+    """The attend decoder with its layers computing in ``precision`` ("float32" or "mixed_bfloat16").
+
+    Under mixed_bfloat16 the weights stay float32 and the matmuls run in bfloat16, which this
+    CPU's oneDNN runs on AMX tiles; the weights file is the same as a float32 decoder's.
+    """
+    import keras
+
+    from imgcap_desktop.core.families.attend import build_decoder
+
+    if precision not in ("float32", "mixed_bfloat16"):
+        raise TrainingError(f"unknown precision {precision!r}; use float32 or mixed_bfloat16.")
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        return build_decoder(config)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
 
 
 def _pretrain_language(cfg: TrainConfig, sequences: list[list[int]], train_step, feature_shape, widths) -> None:
@@ -642,7 +726,7 @@ def _imagenet_head(spec, weights: Path) -> list[np.ndarray]:
 def _provenance(cfg: TrainConfig, data: Prepared, started: float, state: dict) -> dict:
     settings = {k: v for k, v in asdict(cfg).items() if k not in ("progress", "extra", "command")}
     return {
-        "training_data": str(Path(cfg.data).name), "command": cfg.command, "settings": settings,
+        "training_data": _data_name(cfg), "command": cfg.command, "settings": settings,
         "splits": {s: len(k) for s, k in data.splits.items()},
         "test_images": sorted(data.splits.get("test", [])),
         "training_seconds": round(time.time() - started, 1), "epochs_run": state["epoch"],
@@ -723,7 +807,7 @@ def train_seed(cfg: TrainConfig) -> Path:
         shutil.copyfile(weights, out / spec.weights_file)
         declared = spec.weights_file
     manifest = Manifest(
-        name="imgcap seed (DenseNet201)", description=f"Seed topology trained on {Path(cfg.data).name}.",
+        name="imgcap seed (DenseNet201)", description=f"Seed topology trained on {_data_name(cfg)}.",
         family="seed", family_config=config, encoder=spec.name, feature_shape=list(spec.feature_shape),
         encoder_weights=declared, max_length=length, vocabulary="vocab.json", weights="decoder.weights.h5",
         tokens={"start": vocab.start, "end": vocab.end}, decoding={"beam": 1, "length_penalty": 0.0},
@@ -735,8 +819,9 @@ def train_seed(cfg: TrainConfig) -> Path:
 def train(cfg: TrainConfig) -> Path:
     import tensorflow as tf
 
-    # With --seed, the same data give the same weights: deterministic kernels (a little slower on a CPU).
-    tf.config.experimental.enable_op_determinism()
+    if cfg.deterministic:
+        # With --seed, the same data give the same weights: deterministic kernels (slower on a CPU).
+        tf.config.experimental.enable_op_determinism()
     if cfg.family == "attend":
         return train_attend(cfg)
     if cfg.family == "seed":

@@ -262,3 +262,65 @@ def test_cli_evaluate_pools_splits(trained, shapes_data, tmp_path, capsys):
     scored = {json.loads(line)["image"] for line in out.read_text().splitlines()}
     assert set(provenance["test_images"]) < scored
     assert len(scored) == provenance["splits"]["val"] + provenance["splits"]["test"]
+
+
+@pytest.fixture(scope="module")
+def two_folders(shapes_data, tmp_path_factory):
+    """The shapes photos split over two dataset folders, with split files naming them (and two ghosts)."""
+    import csv
+    import shutil
+
+    root = tmp_path_factory.mktemp("two")
+    rows = list(csv.reader((shapes_data / "captions.txt").open()))[1:]
+    names = sorted({r[0] for r in rows})
+    halves = {"a": names[::2], "b": names[1::2]}
+    for part, members in halves.items():
+        (root / part / "Images").mkdir(parents=True)
+        with (root / part / "captions.txt").open("w", newline="") as fh:
+            out = csv.writer(fh)
+            out.writerow(["image", "caption"])
+            out.writerows(r for r in rows if r[0] in members)
+        for name in members:
+            shutil.copy(shapes_data / "Images" / name, root / part / "Images" / name)
+    order = np.random.default_rng(1).permutation(names).tolist()
+    splits = {"test": order[:14], "val": order[14:24], "train": order[24:]}
+    (root / "splits").mkdir()
+    for split, members in splits.items():
+        extra = ["ghost.jpg", "phantom.jpg"] if split == "train" else []
+        (root / "splits" / f"{split}.txt").write_text("\n".join(members + extra) + "\n")
+    return root, splits
+
+
+def test_cli_trains_on_two_folders_with_split_files_in_bfloat16(two_folders, trained, tmp_path, capsys):
+    from imgcap_desktop.cli import main
+
+    root, splits = two_folders
+    data = ["--data", str(root / "a"), "--data", str(root / "b"), "--split-files", str(root / "splits")]
+    out = tmp_path / "joined"
+    code = main(["train", *data, "--out", str(out), "--epochs", "12", "--batch-size", "16", "--learning-rate", "3e-3",
+                 "--min-count", "1", "--max-length", "9", "--units", "96", "--dropout", "0.2", "--patience", "12",
+                 "--cache-dir", str(trained["cache"]), "--no-progress", "--precision", "mixed_bfloat16",
+                 "--fast-kernels"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "2 of 38 photo name(s) are not in the data, e.g. ghost.jpg" in err
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["provenance"]["splits"] == {"train": 36, "val": 10, "test": 14}
+    assert manifest["provenance"]["test_images"] == sorted(splits["test"])
+    assert manifest["provenance"]["training_data"] == "a + b"
+    assert manifest["provenance"]["settings"]["precision"] == "mixed_bfloat16"
+    # Trained in bfloat16, scored and shipped as an ordinary float32 bundle: it still learns the photos.
+    assert manifest["metrics"]["test"]["CIDEr"] > 1.0
+
+    scored = tmp_path / "scored.jsonl"
+    code = main(["evaluate", *data, "--model", str(out), "--split", "test", "--captions-out", str(scored),
+                 "--no-java", "--beam", "1"])
+    assert code == 0, capsys.readouterr().err
+    assert sorted(json.loads(line)["image"] for line in scored.read_text().splitlines()) == sorted(splits["test"])
+
+
+def test_an_unknown_precision_is_refused(shapes_data, tmp_path):
+    from imgcap_desktop.core.training.train import TrainingError, train
+
+    with pytest.raises(TrainingError, match="unknown precision 'float8'"):
+        train(small_config(shapes_data, tmp_path / "x", tmp_path / "cache", precision="float8", limit_images=8))
