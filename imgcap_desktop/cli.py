@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -98,6 +99,11 @@ def cmd_caption(args) -> int:
     found = collect_images(args.paths)
     if found.skipped:
         print(f"imgcap: skipped {len(found.skipped)} file(s) that are not images", file=sys.stderr)
+    # Said before TensorFlow and the model load (seconds), and not counted as photos that failed.
+    missing = [p for p in found.images if not os.path.lexists(p)]
+    for path in missing:
+        print(f"imgcap: {path}: no such file or folder", file=sys.stderr)
+    found.images = [p for p in found.images if p not in missing]
     if not found.images:
         print("imgcap: no images to caption", file=sys.stderr)
         return EXIT_ERROR
@@ -124,7 +130,7 @@ def cmd_caption(args) -> int:
     sys.stdout.flush()
     if failures:
         print(f"imgcap: {failures} of {len(found.images)} photo(s) failed", file=sys.stderr)
-    return EXIT_SOME_FAILED if failures else EXIT_OK
+    return EXIT_SOME_FAILED if failures or missing else EXIT_OK
 
 
 class _RecordWriter:

@@ -160,7 +160,10 @@ class SettingsDialog(QDialog):
         model_row = QHBoxLayout()
         model_row.addWidget(self.model, 1)
         model_row.addWidget(browse)
-        form.addRow("&Model:", model_row)
+        # A row that is a layout gets no buddy from QFormLayout, and its "&" would show literally.
+        model_caption = QLabel("&Model:")
+        model_caption.setBuddy(self.model)
+        form.addRow(model_caption, model_row)
         self._last_folder = values.get("last_folder", "")
 
         hint = QLabel("Beam width 1 is fastest; wider beams are slower, often better, and offer alternatives.")

@@ -33,7 +33,7 @@ from imgcap_desktop.core.errors import ImgcapError
 from . import dialogs
 from .image_loader import ImageLoader
 from .paths import cache_dir, resource_path
-from .preview import PLACEHOLDER, PreviewWidget, local_paths
+from .preview import PLACEHOLDER, PreviewWidget, accept_as_copy, local_paths
 from .queue_model import (
     CANCELLED,
     CAPTIONING,
@@ -93,6 +93,8 @@ class MainWindow(QMainWindow):
         self._job_running = False
         self._job_paths: list[str] = []
         self._job_done = 0
+        self._job_failed = 0
+        self._pending_model: str | None = None   # asked for, saved in the settings once it loads
         self._job_error = ""
         self._job_started_at = 0.0
         self._current = -1
@@ -371,6 +373,12 @@ class MainWindow(QMainWindow):
     def _on_model_ready(self, name: str) -> None:
         self._loading = False
         self._model_name = name
+        if self._pending_model is not None:
+            # Only a folder that loaded becomes the saved model and a recent entry.
+            self.settings.set("model_path", self._pending_model)
+            if self._pending_model:
+                self.settings.add_recent("recent_models", self._pending_model)
+            self._pending_model = None
         self.model_label.setText(f"Model: {name}")
         self.model_label.setToolTip(name)
         self.statusBar().showMessage("Model ready", 4000)
@@ -379,8 +387,11 @@ class MainWindow(QMainWindow):
 
     def _on_model_failed(self, message: str) -> None:
         self._loading = False
-        if self._model_name is None:
-            self.model_label.setText("No model")
+        if self._pending_model:
+            self.settings.remove_recent("recent_models", self._pending_model)
+        self._pending_model = None
+        # The model that was loaded before (if any) is still the one captioning: say so.
+        self.model_label.setText(f"Model: {self._model_name}" if self._model_name else "No model")
         self.model_label.setToolTip(message)
         self.statusBar().showMessage(f"Model not loaded: {message}")
         self._update_actions()
@@ -392,9 +403,9 @@ class MainWindow(QMainWindow):
             self.change_model(folder)
 
     def change_model(self, source: str) -> None:
-        self.settings.set("model_path", source)
-        if source:
-            self.settings.add_recent("recent_models", source)
+        if self._job_running or self._loading:
+            return
+        self._pending_model = source
         self.load_model(source)
 
     def open_settings(self) -> None:
@@ -527,14 +538,14 @@ class MainWindow(QMainWindow):
 
     def dragEnterEvent(self, event) -> None:
         if local_paths(event.mimeData()):
-            event.acceptProposedAction()
+            accept_as_copy(event)
         else:
             event.ignore()
 
     def dropEvent(self, event) -> None:
         paths = local_paths(event.mimeData())
         if paths:
-            event.acceptProposedAction()
+            accept_as_copy(event)
             self.add_paths(paths)
 
     # ------------------------------------------------------------------ selection & preview
@@ -655,6 +666,7 @@ class MainWindow(QMainWindow):
             return False
         self._job_paths = [str(self.queue.row(n).path) for n in numbers]
         self._job_done = 0
+        self._job_failed = 0
         self._job_error = ""
         for n in numbers:
             self.queue.set_status(n, WAITING)
@@ -710,6 +722,7 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"Captioning stopped: {message}")
             dialogs.show_error(self, "Captioning stopped", message)
             return
+        self._job_failed += 1
         number = self.queue.row_of(path)
         if number >= 0:
             self.queue.set_status(number, FAILED, message)
@@ -729,13 +742,16 @@ class MainWindow(QMainWindow):
                     # Marked failed (not waiting) so auto-captioning cannot retry forever.
                     self.queue.set_status(number, FAILED, self._job_error or "Not captioned.")
         elapsed = time.monotonic() - self._job_started_at if self._job_started_at else 0.0
-        done = self._job_done
+        # The worker's progress counts photos tried; the ones that failed are not "captioned".
+        failed = self._job_failed
+        captioned = max(self._job_done - failed, 0)
+        also = f", {failed} failed" if failed else ""
         if cancelled:
-            message = f"Cancelled: {done} of {len(self._job_paths)} photos captioned"
+            message = f"Cancelled: {captioned} of {len(self._job_paths)} photos captioned{also}"
         elif self._job_error:
             message = f"Captioning stopped: {self._job_error}"
         else:
-            message = f"Captioned {done} photo{'s' if done != 1 else ''} in {elapsed:.1f} s"
+            message = f"Captioned {captioned} photo{'s' if captioned != 1 else ''}{also} in {elapsed:.1f} s"
         self.statusBar().showMessage(message, 0 if self._job_error else 10000)
         self.progress_bar.setVisible(False)
         self.progress_label.setVisible(False)

@@ -12,6 +12,17 @@ from PySide6.QtWidgets import QSizePolicy, QWidget
 PLACEHOLDER = "Drop photos or folders here, or click to open"
 
 
+def accept_as_copy(event) -> None:
+    """Accept a drag or drop as a Copy (or a Link), never as the Move a source may propose.
+
+    A file manager that is answered MoveAction deletes the originals after the drop.
+    """
+    possible = event.possibleActions()
+    link_only = not possible & Qt.DropAction.CopyAction and possible & Qt.DropAction.LinkAction
+    event.setDropAction(Qt.DropAction.LinkAction if link_only else Qt.DropAction.CopyAction)
+    event.accept()
+
+
 def local_paths(mime) -> list[Path]:
     """Local files and folders carried by a drag or the clipboard."""
     if mime is None or not mime.hasUrls():
@@ -128,14 +139,14 @@ class PreviewWidget(QWidget):
 
     def dragEnterEvent(self, event) -> None:
         if self._acceptable(event.mimeData()):
-            event.acceptProposedAction()
+            accept_as_copy(event)
             self._set_dragging(True)
         else:
             event.ignore()
 
     def dragMoveEvent(self, event) -> None:
         if self._acceptable(event.mimeData()):
-            event.acceptProposedAction()
+            accept_as_copy(event)
         else:
             event.ignore()
 
@@ -148,7 +159,7 @@ class PreviewWidget(QWidget):
         mime = event.mimeData()
         paths = local_paths(mime)
         if paths:
-            event.acceptProposedAction()
+            accept_as_copy(event)
             self.paths_dropped.emit(paths)
         elif mime is not None and mime.hasImage():
             data = mime.imageData()
@@ -156,7 +167,7 @@ class PreviewWidget(QWidget):
             if image.isNull():
                 event.ignore()
                 return
-            event.acceptProposedAction()
+            accept_as_copy(event)
             self.image_dropped.emit(image)
         else:
             event.ignore()

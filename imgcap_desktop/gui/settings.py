@@ -61,6 +61,9 @@ class Settings:
         self.set(name, entries)
         return entries
 
+    def remove_recent(self, name: str, entry: str) -> None:
+        self.set(name, [e for e in self.get(name) if e != entry])
+
     def sync(self) -> None:
         self.store.sync()
 

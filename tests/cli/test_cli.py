@@ -146,3 +146,12 @@ def test_nothing_to_caption_exits_2(tmp_path, capsys):
     assert main(["caption", str(tmp_path)]) == 2
     _, err = capsys.readouterr()
     assert "no images" in err
+
+
+def test_a_missing_path_is_reported_before_any_model_loads(tmp_path, capsys):
+    # The model folder does not exist either: had it been loaded, that would be the error.
+    code = main(["caption", str(tmp_path / "missing"), "--model", str(tmp_path / "no-model")])
+    _, err = capsys.readouterr()
+    assert code == 2
+    assert f"imgcap: {tmp_path / 'missing'}: no such file or folder" in err
+    assert "no images to caption" in err and "no-model" not in err and "failed" not in err

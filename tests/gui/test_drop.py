@@ -103,3 +103,28 @@ def test_window_accepts_drops_outside_the_preview(make_window, photos):
     window = make_window(load=False)
     drop(window, url_mime(photos["green"]))
     assert [r.name for r in window.queue.rows] == ["green.png"]
+
+
+def test_a_drop_offered_as_a_move_is_taken_as_a_copy(make_window, photos):
+    """A file manager that proposes Move and is answered Move deletes the originals."""
+    window = make_window(load=False)
+    move_or_copy = Qt.DropAction.MoveAction | Qt.DropAction.CopyAction
+    for widget in (window.preview, window):
+        mime = url_mime(photos["red"])
+        enter = QDragEnterEvent(QPoint(20, 20), move_or_copy, mime, Qt.MouseButton.LeftButton,
+                                Qt.KeyboardModifier.NoModifier)
+        enter.setDropAction(Qt.DropAction.MoveAction)
+        QApplication.sendEvent(widget, enter)
+        assert enter.isAccepted() and enter.dropAction() == Qt.DropAction.CopyAction
+        event = QDropEvent(QPointF(20, 20), move_or_copy, mime, Qt.MouseButton.LeftButton,
+                           Qt.KeyboardModifier.NoModifier)
+        event.setDropAction(Qt.DropAction.MoveAction)
+        QApplication.sendEvent(widget, event)
+        assert event.isAccepted() and event.dropAction() == Qt.DropAction.CopyAction
+    assert photos["red"].is_file()
+    green = url_mime(photos["green"])  # kept alive: the event does not own its mime data
+    link_only = QDropEvent(QPointF(20, 20), Qt.DropAction.LinkAction, green,
+                           Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    drag_enter(window.preview, green)
+    QApplication.sendEvent(window.preview, link_only)
+    assert link_only.isAccepted() and link_only.dropAction() == Qt.DropAction.LinkAction

@@ -74,6 +74,9 @@ def test_broken_photo_fails_with_reason_and_the_rest_succeed(make_window, photos
     assert window.queue.data(status_index, Qt.ItemDataRole.ToolTipRole) == reason
     assert window.queue.data(status_index, Qt.ItemDataRole.ForegroundRole) is not None
     assert "3 captioned, 1 failed" in window.queue_label.text()
+    # The batch summary counts what was captioned, not every photo tried.
+    message = window.statusBar().currentMessage()
+    assert message.startswith("Captioned 3 photos, 1 failed in "), message
 
 
 def test_cancel_mid_batch_marks_the_rest_cancelled(make_window, tmp_path):
@@ -254,6 +257,11 @@ def test_settings_dialog_reads_and_returns_values(qtbot, tmp_path):
     dialog.model.setCurrentIndex(0)
     values = dialog.values()
     assert values == {"beam": 7, "max_length": 0, "batch_size": 8, "sidecar_overwrite": "overwrite", "model_path": ""}
+    # Every mnemonic label has a buddy: without one Qt draws the "&" itself ("&Model:").
+    from PySide6.QtWidgets import QLabel
+
+    mnemonics = [label for label in dialog.findChildren(QLabel) if "&" in label.text()]
+    assert len(mnemonics) == 5 and all(label.buddy() is not None for label in mnemonics)
 
 
 def test_real_thread_batch_with_cancel_and_close(make_window, tmp_path, qtbot):
@@ -299,3 +307,18 @@ def test_a_failure_repaints_the_reason_in_the_caption_column(make_window, photos
     window.queue.dataChanged.connect(lambda first, last, roles=(): changed.append((first.column(), last.column())))
     window.queue.set_status(0, FAILED, "red.jpg: is corrupt or truncated.")
     assert changed and any(first <= COL_CAPTION <= last and first <= COL_PHOTO for first, last in changed)
+
+
+def test_a_folder_that_is_not_a_model_is_not_kept(make_window, photos, settings, shown_errors):
+    """Open Model Folder on a folder of photos: the old model stays, named, and nothing bad is saved."""
+    window = make_window()
+    settings.add_recent("recent_models", str(photos["folder"]))  # e.g. it once was a model folder
+    window.loader.fail = f"{photos['folder']} has no manifest.json and no image_caption.h5."
+    window.change_model(str(photos["folder"]))
+    assert shown_errors and shown_errors[-1][0] == "Model not loaded"
+    assert window.model_ready and window.model_label.text() == "Model: Fake model"
+    assert settings.get("model_path") == ""
+    assert str(photos["folder"]) not in settings.get("recent_models")
+    window.loader.fail = None
+    window.change_model("/models/good")
+    assert settings.get("model_path") == "/models/good" and settings.get("recent_models")[0] == "/models/good"
