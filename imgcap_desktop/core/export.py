@@ -203,13 +203,28 @@ def _link_no_clobber(tmp: Path, target: Path, clobber_error: type[SaveError]) ->
 def sidecar_path(image: Path) -> Path:
     """``photo.jpg`` -> ``photo.txt`` in the same folder (the TagGUI / dataset convention).
 
-    Note that ``photo.jpg`` and ``photo.png`` in one folder share ``photo.txt``:
-    that is the convention dataset tools read, so we keep it.
+    Two photos never share one caption file: when another image in the folder has the same
+    stem (``photo.jpg`` and ``photo.png``), each gets its full name plus ``.txt``
+    (``photo.jpg.txt``, ``photo.png.txt``) instead of both writing ``photo.txt``.
     """
     image = Path(image)
     if image.suffix.lower() == SIDECAR_SUFFIX:
         raise ValueError(f"{image.name} is already a text file, not an image")
+    if _shares_stem(image):
+        return image.with_name(image.name + SIDECAR_SUFFIX)
     return image.with_suffix(SIDECAR_SUFFIX)
+
+
+def _shares_stem(image: Path) -> bool:
+    from imgcap_desktop.core.images import IMAGE_EXTENSIONS
+
+    stem = image.stem.casefold()
+    try:
+        with os.scandir(image.parent) as entries:
+            return any(e.name != image.name and Path(e.name).stem.casefold() == stem
+                       and Path(e.name).suffix.lower() in IMAGE_EXTENSIONS for e in entries)
+    except OSError:
+        return False
 
 
 def _one_line(caption: str) -> str:

@@ -32,15 +32,16 @@ from .settings import SIDECAR_POLICIES
 YES, NO, YES_ALL, NO_ALL = "yes", "no", "yes_all", "no_all"
 
 
-def ask_overwrite(parent: QWidget | None, path: Path, many: bool = False) -> str:
+def ask_overwrite(parent: QWidget | None, path: Path, many: bool = False, photo: Path | None = None) -> str:
     """Whether to replace an existing caption file: yes / no / yes_all / no_all."""
+    whose = f" (the caption file of {photo.name})" if photo is not None else ""
     buttons = QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No
     if many:
         buttons |= QMessageBox.StandardButton.YesToAll | QMessageBox.StandardButton.NoToAll
     answer = QMessageBox.question(
         parent,
         "Replace caption file?",
-        f"{path.name} already exists.\nReplace it with the new caption?",
+        f"{path.name}{whose} already exists.\nReplace it with the new caption?",
         buttons,
         QMessageBox.StandardButton.No,
     )
@@ -49,6 +50,22 @@ def ask_overwrite(parent: QWidget | None, path: Path, many: bool = False) -> str
         QMessageBox.StandardButton.YesToAll: YES_ALL,
         QMessageBox.StandardButton.NoToAll: NO_ALL,
     }.get(answer, NO)
+
+
+SAVE_ALL, DISCARD, CANCEL = "save_all", "discard", "cancel"
+
+
+def ask_unsaved(parent: QWidget | None, count: int) -> str:
+    """Before quitting with captions not written anywhere: save_all / discard / cancel."""
+    box = QMessageBox(QMessageBox.Icon.Warning, "Unsaved captions",
+                      f"{count} caption{'s are' if count != 1 else ' is'} not saved anywhere yet.",
+                      QMessageBox.StandardButton.SaveAll | QMessageBox.StandardButton.Discard
+                      | QMessageBox.StandardButton.Cancel, parent)
+    box.setInformativeText("Save All writes a NAME.txt caption file beside each photo.")
+    box.setDefaultButton(QMessageBox.StandardButton.SaveAll)
+    answer = box.exec()
+    return {QMessageBox.StandardButton.SaveAll: SAVE_ALL,
+            QMessageBox.StandardButton.Discard: DISCARD}.get(QMessageBox.StandardButton(answer), CANCEL)
 
 
 def confirm_write_all(parent: QWidget | None, count: int) -> bool:

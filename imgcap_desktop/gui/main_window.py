@@ -791,6 +791,7 @@ class MainWindow(QMainWindow):
             try:
                 try:
                     write_sidecar(row.path, row.text)
+                    row.saved_text = row.text
                     saved += 1
                     continue
                 except SidecarExistsError:
@@ -800,7 +801,7 @@ class MainWindow(QMainWindow):
                     continue
                 overwrite = policy == "overwrite" or for_all == dialogs.YES_ALL
                 if not overwrite:
-                    answer = dialogs.ask_overwrite(self, sidecar_path(row.path), many=many)
+                    answer = dialogs.ask_overwrite(self, sidecar_path(row.path), many=many, photo=row.path)
                     if answer in (dialogs.YES_ALL, dialogs.NO_ALL):
                         for_all = answer
                     overwrite = answer in (dialogs.YES, dialogs.YES_ALL)
@@ -808,6 +809,7 @@ class MainWindow(QMainWindow):
                     skipped += 1
                     continue
                 write_sidecar(row.path, row.text, overwrite=True)
+                row.saved_text = row.text
                 saved += 1
             except (ImgcapError, OSError, ValueError) as exc:
                 errors.append(str(exc))
@@ -865,6 +867,7 @@ class MainWindow(QMainWindow):
                 from imgcap_desktop.core.metadata import write_description
 
                 write_description(row.path, " ".join(row.text.split()))
+                row.saved_text = row.text
             except (ImgcapError, OSError, ValueError, ImportError) as exc:
                 errors.append(str(exc))
             attempted += 1
@@ -893,6 +896,8 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"Export failed: {exc}", 8000)
             dialogs.show_error(self, "Export failed", str(exc))
             return False
+        for row in self.queue.captioned():
+            row.saved_text = row.text
         self.statusBar().showMessage(f"Exported to {target}", 8000)
         return True
 
@@ -905,10 +910,29 @@ class MainWindow(QMainWindow):
             self.shown.emit()
 
     def closeEvent(self, event) -> None:
+        if not self._shut_down and not self._confirm_quit():
+            event.ignore()
+            return
         self._save_window()
         self.hide()  # look closed at once even if a model load must be waited for
         self.shutdown()
         super().closeEvent(event)
+
+    def _confirm_quit(self) -> bool:
+        """Ask about captions not written anywhere; False keeps the window open."""
+        unsaved = self.queue.unsaved()
+        if not unsaved:
+            return True
+        answer = dialogs.ask_unsaved(self, len(unsaved))
+        if answer == dialogs.DISCARD:
+            return True
+        if answer == dialogs.SAVE_ALL:
+            self._write_sidecars(unsaved, many=len(unsaved) > 1)
+            left = len(self.queue.unsaved())
+            if not left:
+                return True
+            self.statusBar().showMessage(f"{left} caption{'s' if left != 1 else ''} still not saved; not quitting")
+        return False
 
     def shutdown(self) -> None:
         """Stop the worker and the image threads; safe to call twice."""

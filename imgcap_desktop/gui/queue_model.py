@@ -32,7 +32,12 @@ class QueueRow:
     caption: Any = None     # the engine's Caption (score, alternatives), if any
     error: str = ""
     edited: bool = False
+    saved_text: str = ""    # the text last written somewhere (sidecar, the photo, an export)
     extra: dict = field(default_factory=dict)
+
+    @property
+    def unsaved(self) -> bool:
+        return bool(self.text.strip()) and self.text != self.saved_text
 
     @property
     def name(self) -> str:
@@ -175,6 +180,9 @@ class QueueModel(QAbstractTableModel):
 
     def captioned(self) -> list[QueueRow]:
         return [r for r in self.rows if r.text.strip()]
+
+    def unsaved(self) -> list[QueueRow]:
+        return [r for r in self.rows if r.unsaved]
 
     # -- thumbnails ----------------------------------------------------------------
 

@@ -44,6 +44,18 @@ def test_sidecar_path_same_folder_same_stem(tmp_path):
     assert sidecar_path(tmp_path / "my.holiday.PNG") == tmp_path / "my.holiday.txt"
 
 
+def test_two_photos_with_one_stem_never_share_a_caption_file(tmp_path):
+    for name in ("x.jpg", "x.PNG", "y.jpg", "x.txt"):
+        (tmp_path / name).write_bytes(b"")
+    assert sidecar_path(tmp_path / "x.jpg") == tmp_path / "x.jpg.txt"
+    assert sidecar_path(tmp_path / "x.PNG") == tmp_path / "x.PNG.txt"
+    assert sidecar_path(tmp_path / "y.jpg") == tmp_path / "y.txt"  # alone with its stem: the usual name
+    write_sidecar(tmp_path / "x.jpg", "a red photo")
+    write_sidecar(tmp_path / "x.PNG", "a blue photo")
+    assert read_sidecar(tmp_path / "x.jpg") == "a red photo" and read_sidecar(tmp_path / "x.PNG") == "a blue photo"
+    assert (tmp_path / "x.txt").read_bytes() == b""  # an existing x.txt is nobody's and is left alone
+
+
 def test_write_and_read_utf8_sidecar(tmp_path):
     image = tmp_path / "photo.jpg"
     out = write_sidecar(image, CAPTION)

@@ -142,6 +142,7 @@ def no_unexpected_questions(monkeypatch):
         raise AssertionError("a modal question was asked that the test did not expect")
 
     monkeypatch.setattr(dialogs, "ask_overwrite", unexpected)
+    monkeypatch.setattr(dialogs, "ask_unsaved", unexpected)
 
 
 @pytest.fixture(autouse=True)
@@ -166,7 +167,8 @@ def make_window(qtbot, settings):
     def make(loader=None, *, threaded=False, load=True, **kwargs):
         loader = loader if loader is not None else FakeLoader(**kwargs)
         window = MainWindow(settings, loader, threaded=threaded, load_on_start=False)
-        qtbot.addWidget(window)
+        # pytest-qt closes its widgets when the test ends: shut down first, so that close asks nothing.
+        qtbot.addWidget(window, before_close_func=lambda w: w.shutdown())
         window.loader = loader  # convenient handle for the tests
         windows.append(window)
         if load:

@@ -285,7 +285,10 @@ def test_real_thread_batch_with_cancel_and_close(make_window, tmp_path, qtbot):
     assert gui_thread not in window.loader.captioner.threads
 
 
-def test_closing_during_a_batch_stops_the_thread_cleanly(make_window, tmp_path, qtbot, qtlog):
+def test_closing_during_a_batch_stops_the_thread_cleanly(make_window, tmp_path, qtbot, qtlog, monkeypatch):
+    from imgcap_desktop.gui import dialogs
+
+    monkeypatch.setattr(dialogs, "ask_unsaved", lambda parent, count: dialogs.DISCARD)
     window = make_window(threaded=True, delay=0.05)
     window.auto_caption = False
     window.show()

@@ -24,8 +24,9 @@ def captioned(make_window, tmp_path):
 def ask_recorder(monkeypatch, answers):
     asked = []
 
-    def ask(parent, path, many=False):
+    def ask(parent, path, many=False, photo=None):
         asked.append((path.name, many))
+        assert photo is not None and photo.suffix == ".jpg"  # the question names the photo too
         return answers.pop(0)
 
     monkeypatch.setattr(dialogs, "ask_overwrite", ask)
@@ -215,3 +216,44 @@ def test_write_all_into_photos_can_be_cancelled_part_way(captioned, monkeypatch)
     window.write_all_into_photos()
     assert _descriptions(paths) == [{window.queue.rows[0].text}, set(), set()]
     assert "into 1 photo; cancelled, 2 left as they were" in window.statusBar().currentMessage()
+
+
+def test_save_all_gives_two_photos_with_one_stem_their_own_files(make_window, tmp_path):
+    window = make_window()
+    jpg = write_photo(tmp_path / "pair" / "x.jpg", colour=(200, 0, 0))
+    png = write_photo(tmp_path / "pair" / "x.png", (30, 20), colour=(0, 0, 200))
+    window.add_paths([jpg, png])
+    window.save_all_sidecars()  # no question: neither file exists, and they are not the same file
+    assert (tmp_path / "pair" / "x.jpg.txt").read_text() == window.queue.rows[0].text + "\n"
+    assert (tmp_path / "pair" / "x.png.txt").read_text() == window.queue.rows[1].text + "\n"
+    assert not (tmp_path / "pair" / "x.txt").exists()
+
+
+def test_quitting_with_unsaved_captions_asks_and_cancel_keeps_the_window(captioned, monkeypatch):
+    window, paths = captioned
+    window.show()
+    asked = []
+    monkeypatch.setattr(dialogs, "ask_unsaved", lambda parent, count: asked.append(count) or dialogs.CANCEL)
+    assert not window.close()
+    assert asked == [3] and window.isVisible()
+
+    window.save_sidecar()  # one of the three is saved: two are left to ask about
+    window.caption_edit.setPlainText("an edit after the save")
+    window.select_row(1)
+    window.save_sidecar()
+    monkeypatch.setattr(dialogs, "ask_unsaved", lambda parent, count: asked.append(count) or dialogs.SAVE_ALL)
+    replace = ask_recorder(monkeypatch, ["yes"])  # one.txt exists (saved before the edit): asked as ever
+    assert window.close()
+    assert replace == [("one.txt", True)]
+    assert asked == [3, 2]
+    assert paths[0].with_suffix(".txt").read_text() == "an edit after the save\n"
+    assert paths[2].with_suffix(".txt").read_text() == window.queue.rows[2].text + "\n"
+
+
+def test_quitting_with_nothing_unsaved_or_after_discard_asks_no_more(captioned, monkeypatch):
+    window, paths = captioned
+    window.show()
+    asked = []
+    monkeypatch.setattr(dialogs, "ask_unsaved", lambda parent, count: asked.append(count) or dialogs.DISCARD)
+    assert window.close()
+    assert asked == [3] and not any(p.with_suffix(".txt").exists() for p in paths)
