@@ -67,7 +67,8 @@ def merge(bundle_dirs: list[str | Path], out: str | Path, *, data: str | list[st
     decoding = dict(first.decoding)
     metrics: dict = {}
     if data:
-        decoding["length_penalty"], metrics = _score(ensemble, config, bundles[0], data, first, split_files, fmt)
+        decoding["length_penalty"], decoding["no_repeat_ngram"], metrics = _score(
+            ensemble, config, bundles[0], data, first, split_files, fmt)
     manifest = Manifest(
         name=f"{first.name.split(' ×')[0]} ×{len(bundles)}", description=first.description + f" Ensemble of {len(bundles)} decoders.",
         family="attend", family_config=config, encoder=first.encoder, feature_shape=first.feature_shape,
@@ -98,16 +99,19 @@ def _score(ensemble, config, bundle, data, first, split_files=None, fmt=None):
     vocab = bundle.vocabulary
     beam = int(first.decoding.get("beam", 3))
 
-    def score(split, penalty):
+    def score(split, penalty, no_repeat=0):
         keys = prepared.splits[split]
         feats = cache.features([prepared.paths[k] for k in keys])
-        preds = decode_captions(step_model, feats, vocab, config["max_length"], beam=beam, length_penalty=penalty)
+        preds = decode_captions(step_model, feats, vocab, config["max_length"], beam=beam, length_penalty=penalty,
+                                no_repeat_ngram=no_repeat)
         return cider(dict(zip(keys, preds)), {k: prepared.references[k] for k in keys})
 
-    penalties = {alpha: score("val", alpha)["CIDEr"] for alpha in (0.0, 0.5, 1.0)}
-    alpha = max(penalties, key=penalties.get)
-    metrics = {"val_cider_beam": {str(a): round(s, 4) for a, s in penalties.items()}}
+    # Decoding is chosen on validation alone: length penalty, and whether repeated trigrams are blocked.
+    choices = {(alpha, block): score("val", alpha, block)["CIDEr"] for alpha in (0.0, 0.5, 1.0) for block in (0, 3)}
+    alpha, block = max(choices, key=choices.get)
+    metrics = {"val_cider_beam": {f"{a}" + (f"/no_repeat_{b}" if b else ""): round(s, 4)
+                                  for (a, b), s in choices.items()}}
     if prepared.splits.get("test"):
-        metrics["test"] = {k: round(float(v), 4) for k, v in score("test", alpha).items()}
+        metrics["test"] = {k: round(float(v), 4) for k, v in score("test", alpha, block).items()}
         metrics["test_images"] = len(prepared.splits["test"])
-    return alpha, metrics
+    return alpha, block, metrics

@@ -232,13 +232,13 @@ def _stops(vocab: Vocabulary, suppress_unknown: bool) -> decoding.Stops:
 
 def decode_captions(step_model, features: np.ndarray, vocab: Vocabulary, max_length: int, *,
                     beam: int = 1, length_penalty: float = 0.0, suppress_unknown: bool = True,
-                    batch: int = 64) -> list[str]:
+                    batch: int = 64, no_repeat_ngram: int = 0) -> list[str]:
     out: list[str] = []
     stops = _stops(vocab, suppress_unknown)
     for i in range(0, len(features), batch):
         ranked = decoding.beam_search(step_model, features[i:i + batch].astype(np.float32), beam=beam,
                                       start_id=vocab.start_id, stops=stops, max_length=max_length,
-                                      length_penalty=length_penalty)
+                                      length_penalty=length_penalty, no_repeat_ngram=no_repeat_ngram)
         out += [" ".join(vocab.word_of(t) for t in hyps[0].tokens) for hyps in ranked]
     return out
 

@@ -303,9 +303,9 @@ def test_cli_trains_on_two_folders_with_split_files_in_bfloat16(two_folders, tra
                  "--fast-kernels"])
     err = capsys.readouterr().err
     assert code == 0, err
-    assert "2 of 38 photo name(s) are not in the data, e.g. ghost.jpg" in err
+    assert "2 of 58 photo name(s) are not in the data, e.g. ghost.jpg" in err
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["provenance"]["splits"] == {"train": 36, "val": 10, "test": 14}
+    assert manifest["provenance"]["splits"] == {"train": 56, "val": 10, "test": 14}
     assert manifest["provenance"]["test_images"] == sorted(splits["test"])
     assert manifest["provenance"]["training_data"] == "a + b"
     assert manifest["provenance"]["settings"]["precision"] == "mixed_bfloat16"
@@ -324,3 +324,26 @@ def test_an_unknown_precision_is_refused(shapes_data, tmp_path):
 
     with pytest.raises(TrainingError, match="unknown precision 'float8'"):
         train(small_config(shapes_data, tmp_path / "x", tmp_path / "cache", precision="float8", limit_images=8))
+
+
+def test_cli_ensemble_combines_members_and_chooses_decoding_on_validation(shapes_data, trained, tmp_path, capsys):
+    from imgcap_desktop.cli import main
+    from imgcap_desktop.core.captioner import Captioner
+    from imgcap_desktop.core.training.train import train
+
+    second = train(small_config(shapes_data, tmp_path / "second", trained["cache"], seed=1, epochs=6))
+    out = tmp_path / "pair"
+    code = main(["ensemble", str(trained["bundle"]), str(second), "--out", str(out), "--data", str(shapes_data)])
+    assert code == 0, capsys.readouterr().err
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["family_config"]["members"] == 2
+    tried = manifest["metrics"]["val_cider_beam"]
+    assert set(tried) == {"0.0", "0.5", "1.0", "0.0/no_repeat_3", "0.5/no_repeat_3", "1.0/no_repeat_3"}
+    chosen = f"{manifest['decoding']['length_penalty']}" + (
+        "/no_repeat_3" if manifest["decoding"]["no_repeat_ngram"] else "")
+    assert tried[chosen] == max(tried.values())
+    assert manifest["metrics"]["test_images"] == len(manifest["provenance"]["test_images"])
+    captioner = Captioner.load(out)
+    held_out = manifest["provenance"]["test_images"][:4]
+    records = list(captioner.caption_paths([shapes_data / "Images" / k for k in held_out]))
+    assert all(r.ok and r.caption.text for r in records)
