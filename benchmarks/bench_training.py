@@ -41,7 +41,7 @@ RECIPES = {
     "bucketed+b128+onednn": (128, True, False, False),
     "bucketed+b256+onednn": (256, True, False, False),
     "bucketed+b128+xla": (128, True, True, False),
-    "shipped": (128, True, False, False),
+    "shipped": (128, True, False, False, "mixed_bfloat16"),  # = bucketed+b128+bf16, what the model card runs
 }
 
 

@@ -65,7 +65,7 @@ def settle(app, seconds=0.4):
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("out", type=Path)
-    parser.add_argument("--scenario", choices=("empty", "photo", "batch", "menu", "all"), default="all")
+    parser.add_argument("--scenario", choices=("empty", "photo", "batch", "menu", "unsaved", "all"), default="all")
     parser.add_argument("--fake", action="store_true", help="use a placeholder captioner")
     parser.add_argument("--model", default=None, help="model folder (default: the bundled model)")
     parser.add_argument("--size", default="1240x800")
@@ -96,7 +96,7 @@ def main() -> int:
     window.show()
     wait(app, lambda: bool(shown_at))
     print(f"window shown {shown_at[0]:.3f} s after process start", flush=True)
-    scenarios = ("empty", "photo", "batch", "menu") if args.scenario == "all" else (args.scenario,)
+    scenarios = ("empty", "photo", "batch", "menu", "unsaved") if args.scenario == "all" else (args.scenario,)
 
     def grab(name):
         settle(app)
@@ -136,6 +136,23 @@ def main() -> int:
         app.primaryScreen().grabWindow(0, frame.x(), frame.y(), frame.width(), frame.height()).save(str(path))
         print(path, flush=True)
         menu.hide()
+    if "unsaved" in scenarios and window.queue.unsaved():
+        # The question is modal: a timer grabs the screen while it is open, then answers Discard.
+        from PySide6.QtCore import QTimer
+        from PySide6.QtWidgets import QMessageBox
+
+        def grab_question():
+            box = app.activeModalWidget()
+            settle(app, 0.5)
+            frame = window.frameGeometry()
+            path = args.out / "unsaved-question.png"
+            app.primaryScreen().grabWindow(0, frame.x(), frame.y(), frame.width(), frame.height()).save(str(path))
+            print(path, flush=True)
+            box.button(QMessageBox.StandardButton.Discard).click()
+
+        QTimer.singleShot(800, grab_question)
+    else:
+        window.shutdown()  # nothing to ask about in a screenshot run
     window.close()
     return 0
 
