@@ -74,9 +74,10 @@ def export_bundle(bundle_dir: str | os.PathLike, out_dir: str | os.PathLike | No
 
     import importlib
 
-    import tensorflow as tf
-
     from imgcap_desktop.core.families.attend import build_decoder, full_config, state_widths
+    from imgcap_desktop.core.tf_quiet import import_tensorflow
+
+    tf = import_tensorflow()   # `make package` runs this: no cuInit note on its terminal either
 
     spec = bundle.encoder_spec
     config = full_config(manifest.family_config)
