@@ -11,23 +11,32 @@ import csv
 import json
 import os
 import sys
-from pathlib import Path
 
 from imgcap_desktop import __version__
 from imgcap_desktop.core.errors import ImgcapError
-from imgcap_desktop.core.options import BY_NAME
+from imgcap_desktop.core.options import DECODING_OPTIONS, DecodeOptions
+from imgcap_desktop.core.records import CSV_COLUMNS, csv_row, make_record
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_ERROR = 0, 1, 2
 PROGRESS_FROM = 10  # below this many photos a bar is noise
 
 
+def _checked(option):
+    def parse(text: str):
+        try:
+            return option.parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = option.type.__name__  # argparse names the type in its messages
+    return parse
+
+
 def _add_decoding_options(parser: argparse.ArgumentParser) -> None:
-    for name in ("beam", "max_length", "batch_size"):
-        option = BY_NAME[name]
-        parser.add_argument(option.flag, type=option.type, default=option.default, dest=name,
-                            help=f"{option.help} (default {option.default})")
-    parser.add_argument("--length-penalty", type=float, default=None,
-                        help="beam score = log-prob / length**alpha (default: the model's own)")
+    for option in DECODING_OPTIONS:
+        default = "the model's own" if option.default is None else option.default
+        parser.add_argument(option.flag, type=_checked(option), default=option.default, dest=option.name,
+                            help=f"{option.help} (default {default})")
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -113,8 +122,7 @@ def cmd_caption(args) -> int:
     captioner = Captioner.load(args.model, encoder_weights=args.encoder_weights)
     writer = _RecordWriter(args.format, sys.stdout)
     failures = 0
-    results = captioner.caption_paths(found.images, beam=args.beam, max_length=args.max_length,
-                                      batch_size=args.batch_size, length_penalty=args.length_penalty)
+    results = captioner.caption_paths(found.images, **DecodeOptions.from_values(vars(args)).as_kwargs())
     bar = None
     if not args.no_progress and len(found.images) >= PROGRESS_FROM:
         from tqdm import tqdm
@@ -134,26 +142,25 @@ def cmd_caption(args) -> int:
 
 
 class _RecordWriter:
+    """Text lines for people; JSONL and CSV in the one record schema of core.records."""
+
     def __init__(self, fmt: str, stream):
         self.fmt = fmt
         self.stream = stream
         if fmt == "csv":
             self.csv = csv.writer(stream)
-            self.csv.writerow(["image", "caption", "error"])
+            self.csv.writerow(CSV_COLUMNS)
 
-    def write(self, record) -> None:
-        caption = record.caption.text if record.caption else None
-        if self.fmt == "jsonl":
-            obj = {"path": str(record.path), "caption": caption, "error": record.error}
-            if record.caption:
-                obj["score"] = round(record.caption.score, 4)
-                obj["alternatives"] = [{"caption": a.text, "log_prob": round(a.log_prob, 4)}
-                                       for a in record.caption.alternatives]
-            self.stream.write(json.dumps(obj, ensure_ascii=False) + "\n")
-        elif self.fmt == "csv":
-            self.csv.writerow([str(record.path), caption or "", record.error or ""])
+    def write(self, result) -> None:
+        if self.fmt == "text":
+            text = result.caption.text if result.ok else "ERROR: " + (result.error or "")
+            self.stream.write(f"{result.path}\t{text}\n")
         else:
-            self.stream.write(f"{record.path}\t{caption if record.ok else 'ERROR: ' + record.error}\n")
+            record = make_record(result.path, caption=result.caption, error=result.error)
+            if self.fmt == "jsonl":
+                self.stream.write(json.dumps(record, ensure_ascii=False) + "\n")
+            else:
+                self.csv.writerow(csv_row(record))
         self.stream.flush()
 
 

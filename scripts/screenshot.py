@@ -42,8 +42,9 @@ class DemoCaptioner:
                 yield CaptionResult(Path(path), error=str(exc))
                 continue
             text = f"placeholder caption for {Path(path).stem}"
-            alternatives = tuple(Alternative(text if k == 0 else f"{text}, option {k + 1}", -2.0 - k) for k in range(3))
-            yield CaptionResult(Path(path), caption=Caption(text, -0.4, alternatives))
+            alternatives = tuple(Alternative(text if k == 0 else f"{text}, option {k + 1}", -2.0 - k, (-2.0 - k) / 6)
+                                 for k in range(3))
+            yield CaptionResult(Path(path), caption=Caption(text, alternatives[0].score, alternatives))
 
 
 def wait(app, condition, timeout=600.0):

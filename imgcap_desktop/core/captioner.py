@@ -7,7 +7,6 @@ bad photos into per-image error records instead of exceptions.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
@@ -19,6 +18,7 @@ from imgcap_desktop.core.encoders import ENCODERS, Encoder, find_weights
 from imgcap_desktop.core.errors import BundleError, ImgcapError
 from imgcap_desktop.core.families import get_family
 from imgcap_desktop.core.images import open_for_model
+from imgcap_desktop.core.options import DecodeOptions
 from imgcap_desktop.core.paths import default_bundle_dir
 from imgcap_desktop.core.results import Alternative, Caption, CaptionResult
 
@@ -50,8 +50,7 @@ def resolve_source(source: str | Path | None, *, encoder_weights=None) -> tuple[
 
 
 class Captioner:
-    def __init__(self, bundle: Bundle, step_model, encoder: Encoder, *, load_seconds: float = 0.0,
-                 runtime: str = "keras"):
+    def __init__(self, bundle: Bundle, step_model, encoder: Encoder, *, runtime: str = "keras"):
         self.bundle = bundle
         self.runtime = runtime  # "keras" (TensorFlow) or "litert" (the bundle's litert/ export)
         self.manifest = bundle.manifest
@@ -59,7 +58,6 @@ class Captioner:
         self.step_model = step_model
         self.encoder = encoder
         self.spec = encoder.spec
-        self.load_seconds = load_seconds
         self._stops = decoding.Stops.from_vocabulary(
             self.vocab, step_model.vocab_size,
             suppress_unknown=bool(self.manifest.decoding.get("suppress_unknown", False)))
@@ -71,7 +69,6 @@ class Captioner:
         """``runtime``: "keras", "litert", or "auto" (see :func:`runtime_litert.choose_runtime`)."""
         from imgcap_desktop.core import runtime_litert
 
-        began = time.perf_counter()
         path, beside = resolve_source(source)
         bundle = read_bundle(path, keras_weights=runtime_litert.tensorflow_available())
         override = encoder_weights or beside
@@ -89,7 +86,6 @@ class Captioner:
             encoder = Encoder(spec, weights)
         captioner = cls(bundle, step_model, encoder, runtime=chosen)
         captioner._warm_up()
-        captioner.load_seconds = time.perf_counter() - began
         return captioner
 
     def _warm_up(self) -> None:
@@ -116,55 +112,53 @@ class Captioner:
 
     # --- captioning --------------------------------------------------------
 
+    def resolve(self, options: DecodeOptions) -> DecodeOptions:
+        """The options with this model's own beam, length limit and penalty where none was asked for."""
+        return options.resolved(beam=self.default_beam(), max_length=self.manifest.max_length,
+                                length_penalty=float(self.manifest.decoding.get("length_penalty", 0.0)))
+
     def caption_features(self, features: np.ndarray, *, beam: int = 0, max_length: int = 0,
                          length_penalty: float | None = None, keep_attention: bool = False) -> list[Caption]:
-        beam = beam or self.default_beam()
-        limit = max_length or self.manifest.max_length
-        penalty = float(self.manifest.decoding.get("length_penalty", 0.0)) if length_penalty is None else length_penalty
-        ranked = decoding.beam_search(self.step_model, features, beam=beam, start_id=self._start_id,
-                                      stops=self._stops, max_length=limit, length_penalty=penalty,
-                                      keep_attention=keep_attention,
-                                      no_repeat_ngram=int(self.manifest.decoding.get("no_repeat_ngram", 0)))
-        return [self._caption(hyps, keep_attention) for hyps in ranked]
+        options = self.resolve(DecodeOptions(beam=beam, max_length=max_length, length_penalty=length_penalty))
+        return self._decode(features, options, keep_attention)
 
-    def _caption(self, hyps: Sequence[decoding.Hypothesis], keep_attention: bool) -> Caption:
+    def _decode(self, features: np.ndarray, options: DecodeOptions, keep_attention: bool) -> list[Caption]:
+        ranked = decoding.beam_search(self.step_model, features, beam=options.beam, start_id=self._start_id,
+                                      stops=self._stops, max_length=options.max_length,
+                                      length_penalty=options.length_penalty, keep_attention=keep_attention,
+                                      no_repeat_ngram=int(self.manifest.decoding.get("no_repeat_ngram", 0)))
+        return [self._caption(hyps, options.length_penalty, keep_attention) for hyps in ranked]
+
+    def _caption(self, hyps: Sequence[decoding.Hypothesis], penalty: float, keep_attention: bool) -> Caption:
         words = self.vocab.word_of
-        texts = [" ".join(words(t) for t in h.tokens) for h in hyps]
+        alternatives = tuple(Alternative(" ".join(words(t) for t in h.tokens), h.log_prob, h.score(penalty))
+                             for h in hyps)
         best = hyps[0]
         attention = np.stack(best.attention) if keep_attention and best.attention else None
-        return Caption(
-            text=texts[0], score=best.log_prob / max(best.steps, 1),
-            alternatives=tuple(Alternative(t, h.log_prob) for t, h in zip(texts, hyps)),
-            attention=attention)
-
-    def caption_arrays(self, images: Sequence[np.ndarray], **decode) -> list[Caption]:
-        """Captions for RGB arrays already resized to the encoder's input size (0..255)."""
-        features = self.encoder(np.stack([np.asarray(i, dtype=np.float32) for i in images]))
-        return self.caption_features(features, **decode)
+        return Caption(text=alternatives[0].text, score=alternatives[0].score, alternatives=alternatives,
+                       attention=attention)
 
     def caption_paths(self, paths: Iterable[str | Path], *, beam: int = 0, max_length: int = 0,
                       batch_size: int = 8, cancelled: Callable[[], bool] | None = None,
                       length_penalty: float | None = None, keep_attention: bool = False) -> Iterator[CaptionResult]:
         """One record per path, in order; stops early (yielding nothing more) once ``cancelled()`` is true."""
+        options = self.resolve(DecodeOptions(beam=beam, max_length=max_length, batch_size=batch_size,
+                                             length_penalty=length_penalty))
         batch: list[tuple[Path, np.ndarray]] = []
         pending: list[CaptionResult | None] = []  # keeps errors in order with the photos around them
-        load_time = 0.0
 
         def flush() -> Iterator[CaptionResult]:
-            nonlocal load_time
             if batch:
-                yield from self._run_batch(batch, pending, load_time, beam, max_length, length_penalty, keep_attention)
+                yield from self._run_batch(batch, pending, options, keep_attention)
             else:
                 yield from (r for r in pending if r is not None)
             batch.clear()
             pending.clear()
-            load_time = 0.0
 
         for raw in paths:
             if cancelled is not None and cancelled():
                 return
             path = Path(raw)
-            began = time.perf_counter()
             try:
                 array = open_for_model(path, self.spec.input_size, resample=self.spec.resample)
             except ImgcapError as exc:
@@ -173,33 +167,23 @@ class Captioner:
             except Exception as exc:  # a reader bug must not end a batch of thousands
                 pending.append(CaptionResult(path, error=f"{path.name}: cannot be read ({exc})."))
                 continue
-            load_time += time.perf_counter() - began
             batch.append((path, array))
             pending.append(None)
-            if len(batch) >= batch_size:
+            if len(batch) >= options.batch_size:
                 yield from flush()
         if cancelled is not None and cancelled():
             return
         yield from flush()
 
-    def _run_batch(self, batch, pending, load_time, beam, max_length, length_penalty, keep_attention):
-        n = len(batch)
+    def _run_batch(self, batch, pending, options: DecodeOptions, keep_attention):
         try:
-            t0 = time.perf_counter()
             features = self.encoder(np.stack([a for _, a in batch]))
-            t1 = time.perf_counter()
-            captions = self.caption_features(features, beam=beam, max_length=max_length,
-                                             length_penalty=length_penalty, keep_attention=keep_attention)
-            t2 = time.perf_counter()
+            captions = self._decode(features, options, keep_attention)
         except Exception as exc:  # keep going with the next batch; every photo here gets the reason
             message = f"captioning failed: {exc}".splitlines()[0]
             results = iter([CaptionResult(p, error=f"{p.name}: {message}") for p, _ in batch])
         else:
-            timing = {"load": load_time / n, "encode": (t1 - t0) / n, "decode": (t2 - t1) / n}
-            results = iter([CaptionResult(p, caption=_with_timings(c, timing)) for (p, _), c in zip(batch, captions)])
+            results = iter([CaptionResult(p, caption=c) for (p, _), c in zip(batch, captions)])
         for record in pending:
             yield record if record is not None else next(results)
 
-
-def _with_timings(caption: Caption, timings: dict[str, float]) -> Caption:
-    return Caption(caption.text, caption.score, caption.alternatives, caption.attention, dict(timings))

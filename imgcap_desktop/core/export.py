@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from imgcap_desktop.core.errors import SaveError, SidecarExistsError
+from imgcap_desktop.core.records import CSV_COLUMNS, csv_row
 
 __all__ = [
     "SidecarExistsError",
@@ -265,15 +266,15 @@ def read_sidecar(image: Path) -> str | None:
 # --- exports -------------------------------------------------------------------
 
 
-def export_csv(rows: Iterable[tuple[Path | str, str]], out: Path) -> None:
-    """Write ``image,caption`` rows (header first) as UTF-8 CSV, atomically."""
+def export_csv(records: Iterable[dict], out: Path) -> None:
+    """Write records (core.records) as UTF-8 CSV with a header, atomically."""
     out = Path(out)
     # newline="" lets the csv module quote embedded line breaks itself (RFC 4180).
     with atomic_writer(out, binary=False, newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["image", "caption"])
-        for image, caption in rows:
-            writer.writerow([os.fspath(image), caption])
+        writer.writerow(CSV_COLUMNS)
+        for record in records:
+            writer.writerow(csv_row(record))
 
 
 def _json_default(value: Any) -> Any:

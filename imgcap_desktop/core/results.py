@@ -12,19 +12,20 @@ import numpy as np
 class Alternative:
     text: str
     log_prob: float  # sum of the word log-probabilities, end token included
+    # What beam search ranked by: log_prob / length**length_penalty (see decoding.Hypothesis.score).
+    score: float
 
 
 @dataclass(frozen=True)
 class Caption:
     text: str
-    # Length-normalised log-probability (mean per emitted token): comparable across lengths.
+    # The ranking score of `text` (alternatives[0].score), so that the caption and its
+    # alternatives are on one scale; with a length penalty of 1 it is the mean per word.
     score: float
     # Beam search's k best, best first (the first one is `text`); one entry for greedy decoding.
     alternatives: tuple[Alternative, ...] = ()
     # (words, grid cells) attention weights for families that attend over a feature grid.
     attention: np.ndarray | None = field(default=None, compare=False, repr=False)
-    # Seconds spent per stage for the batch this caption came from, divided by its size.
-    timings: dict[str, float] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)

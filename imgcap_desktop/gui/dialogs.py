@@ -10,12 +10,14 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
+    QDoubleSpinBox,
     QLabel,
     QMessageBox,
     QProgressDialog,
@@ -25,11 +27,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from imgcap_desktop.core.options import BY_NAME
+from imgcap_desktop.core.options import DECODING_OPTIONS
 
-from .settings import SIDECAR_POLICIES
+from .settings import RESTORE_POLICIES, SIDECAR_POLICIES
 
-YES, NO, YES_ALL, NO_ALL = "yes", "no", "yes_all", "no_all"
+from .session import NO, NO_ALL, YES, YES_ALL  # noqa: F401 - the answers ask_overwrite gives
 
 
 def ask_overwrite(parent: QWidget | None, path: Path, many: bool = False, photo: Path | None = None) -> str:
@@ -61,11 +63,26 @@ def ask_unsaved(parent: QWidget | None, count: int) -> str:
                       f"{count} caption{'s are' if count != 1 else ' is'} not saved anywhere yet.",
                       QMessageBox.StandardButton.SaveAll | QMessageBox.StandardButton.Discard
                       | QMessageBox.StandardButton.Cancel, parent)
-    box.setInformativeText("Save All writes a NAME.txt caption file beside each photo.")
+    box.setInformativeText("Save All writes a NAME.txt caption file beside each photo. "
+                           "Discard quits and forgets this queue and its captions.")
     box.setDefaultButton(QMessageBox.StandardButton.SaveAll)
     answer = box.exec()
     return {QMessageBox.StandardButton.SaveAll: SAVE_ALL,
             QMessageBox.StandardButton.Discard: DISCARD}.get(QMessageBox.StandardButton(answer), CANCEL)
+
+
+def ask_restore(parent: QWidget | None, count: int, unsaved: int) -> bool:
+    """At launch, with a queue left by the last run: True reopens it."""
+    box = QMessageBox(QMessageBox.Icon.Question, "Reopen the last queue?",
+                      f"The last session left {count} photo{'s' if count != 1 else ''} in the queue"
+                      + (f", {unsaved} of them with captions not saved anywhere." if unsaved else "."),
+                      QMessageBox.StandardButton.NoButton, parent)
+    reopen = box.addButton("Reopen", QMessageBox.ButtonRole.AcceptRole)
+    box.addButton("Start Empty", QMessageBox.ButtonRole.DestructiveRole)
+    box.setDefaultButton(reopen)
+    box.setInformativeText("Settings › When the app starts chooses whether to ask.")
+    box.exec()
+    return box.clickedButton() is reopen
 
 
 def confirm_write_all(parent: QWidget | None, count: int) -> bool:
@@ -143,18 +160,24 @@ class SettingsDialog(QDialog):
         self.setMinimumWidth(460)
         form = QFormLayout()
 
-        self.beam = self._spin("beam", values)
-        self.beam.setToolTip(BY_NAME["beam"].help)
-        if self.beam.minimum() == 0:
-            self.beam.setSpecialValueText("model's choice")
-        form.addRow("&Beam width:", self.beam)
+        # The decoding rows come from the options table: one place says what they are.
+        self.decoding: dict[str, QSpinBox | QDoubleSpinBox] = {}
+        for option in DECODING_OPTIONS:
+            widget = self._spin(option, values)
+            self.decoding[option.name] = widget
+            form.addRow(option.label, widget)
 
-        self.max_length = self._spin("max_length", values)
-        self.max_length.setSpecialValueText("model's limit")
-        form.addRow("&Longest caption (words):", self.max_length)
+        self.caption_on_open = QCheckBox("Caption photos as soon as they are added")
+        self.caption_on_open.setChecked(bool(values.get("caption_on_open", True)))
+        form.addRow("", self.caption_on_open)
 
-        self.batch_size = self._spin("batch_size", values)
-        form.addRow("Photos per &batch:", self.batch_size)
+        self.restore = QComboBox()
+        labels = {"always": "Reopen the last queue", "ask": "Ask whether to reopen the last queue",
+                  "never": "Start with an empty queue"}
+        for policy in RESTORE_POLICIES:
+            self.restore.addItem(labels[policy], policy)
+        self.restore.setCurrentIndex(max(0, self.restore.findData(values.get("restore_session", "ask"))))
+        form.addRow("When the app &starts:", self.restore)
 
         self.sidecar = QComboBox()
         labels = {"ask": "Ask before replacing", "overwrite": "Replace", "skip": "Keep the existing file"}
@@ -196,13 +219,29 @@ class SettingsDialog(QDialog):
         layout.addWidget(hint)
         layout.addWidget(buttons)
 
-    def _spin(self, name: str, values: dict) -> QSpinBox:
-        option = BY_NAME[name]
-        spin = QSpinBox()
-        spin.setRange(option.minimum or 0, option.maximum or 10_000)
-        spin.setValue(int(values.get(name, option.default)))
+    def _spin(self, option, values: dict):
+        value = values.get(option.name, option.default)
+        if option.type is float:
+            # One step below the minimum stands for "not set" (None): the model's own value.
+            spin = QDoubleSpinBox()
+            spin.setDecimals(2)
+            spin.setSingleStep(0.1)
+            spin.setRange(option.minimum - 0.1, option.maximum)
+            spin.setValue(option.minimum - 0.1 if value is None else float(value))
+        else:
+            spin = QSpinBox()
+            spin.setRange(int(option.minimum or 0), int(option.maximum or 10_000))
+            spin.setValue(int(value))
+        if option.special:
+            spin.setSpecialValueText(option.special)
         spin.setToolTip(option.help)
         return spin
+
+    def _decoding_value(self, name: str):
+        widget = self.decoding[name]
+        if isinstance(widget, QDoubleSpinBox):
+            return None if widget.value() < widget.minimum() + 0.05 else round(widget.value(), 2)
+        return widget.value()
 
     def _browse(self) -> None:
         folder = choose_model_folder(self, self._last_folder)
@@ -215,9 +254,9 @@ class SettingsDialog(QDialog):
 
     def values(self) -> dict:
         return {
-            "beam": self.beam.value(),
-            "max_length": self.max_length.value(),
-            "batch_size": self.batch_size.value(),
+            **{name: self._decoding_value(name) for name in self.decoding},
+            "caption_on_open": self.caption_on_open.isChecked(),
+            "restore_session": self.restore.currentData(),
             "sidecar_overwrite": self.sidecar.currentData(),
             "model_path": self.model.currentData() or "",
         }

@@ -1,19 +1,25 @@
-"""The main window: preview + caption for one photo, the queue beside it for many."""
+"""The main window: a view of the CaptionSession.
+
+It builds the widgets and actions, turns clicks into session calls, and shows what the
+session's signals say. Job state, the queue, saving, undo and the file on disk are the
+session's (gui/session.py).
+"""
 
 from __future__ import annotations
 
-import time
 from datetime import datetime
 from pathlib import Path
 
-from PySide6.QtCore import QItemSelectionModel, QSize, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QEvent, QItemSelectionModel, QObject, QSize, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QAction, QFont, QIcon, QImage, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QApplication,
+    QComboBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QLineEdit,
     QListWidget,
     QListWidgetItem,
     QMainWindow,
@@ -28,27 +34,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from imgcap_desktop.core.errors import ImgcapError
-
 from . import dialogs
 from .image_loader import ImageLoader
-from .paths import cache_dir, resource_path
-from .preview import PLACEHOLDER, PreviewWidget, accept_as_copy, local_paths
-from .queue_model import (
-    CANCELLED,
-    CAPTIONING,
-    COL_CAPTION,
-    COL_PHOTO,
-    COL_STATUS,
-    DONE,
-    FAILED,
-    THUMB_SIZE,
-    WAITING,
-    QueueModel,
-    QueueRow,
-)
+from .paths import cache_dir, data_dir, resource_path
+from .preview import PreviewWidget, accept_as_copy, local_paths
+from .queue_filter import STATUS_FILTERS, QueueFilter
+from .queue_model import CANCELLED, COL_CAPTION, COL_PHOTO, COL_STATUS, DONE, FAILED, THUMB_SIZE, WAITING, QueueRow
+from .session import CaptionSession
 from .settings import Settings
-from .worker import Loader, Worker, WorkerThread, default_loader
+from .worker import Loader, default_loader
+from .zoom import ZOOM_SIZE, ZoomDialog
 
 PREVIEW_SIZE = 1600
 APP_TITLE = "Image Caption"
@@ -69,45 +64,51 @@ def themed_icon(theme_name: str, fallback: QStyle.StandardPixmap) -> QIcon:
     return QIcon.fromTheme(theme_name, style.standardIcon(fallback))
 
 
+def plural(count: int, word: str) -> str:
+    return f"{count} {word}{'s' if count != 1 else ''}"
+
+
+class _UndoKeys(QObject):
+    """Sends Ctrl+Z / Ctrl+Shift+Z in the caption editor to the session's undo stack, so
+    that typing, alternatives and re-captions share one history (the editor's own undo is off)."""
+
+    def __init__(self, stack, parent):
+        super().__init__(parent)
+        self.stack = stack
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt API
+        if event.type() in (QEvent.Type.ShortcutOverride, QEvent.Type.KeyPress):
+            for key, act in ((QKeySequence.StandardKey.Undo, self.stack.undo),
+                             (QKeySequence.StandardKey.Redo, self.stack.redo)):
+                if event.matches(key):
+                    if event.type() == QEvent.Type.KeyPress:
+                        act()
+                    event.accept()
+                    return True
+        return False
+
+
 class MainWindow(QMainWindow):
-    request_load = Signal(object)
-    request_caption = Signal(list, dict)
     shown = Signal()
 
-    def __init__(
-        self,
-        settings: Settings | None = None,
-        loader: Loader = default_loader,
-        *,
-        threaded: bool = True,
-        load_on_start: bool = True,
-    ):
+    def __init__(self, settings: Settings | None = None, loader: Loader = default_loader, *,
+                 load_on_start: bool = True, session_folder: Path | None = None):
         super().__init__()
         self.settings = settings if settings is not None else Settings()
-        # Photos added while the model is ready and idle are captioned at once, as the
-        # old page did after Upload + Predict; set False to queue without captioning.
-        self.auto_caption = True
+        self.session = CaptionSession(loader, store_folder=session_folder or data_dir("session"),
+                                      decode_options=self.settings.decoding_options, parent=self)
+        self.queue = self.session.queue
+        self.image_loader = ImageLoader(self)
+        self.queue.set_loader(self.image_loader)
+        self.proxy = QueueFilter(self.queue, self)
 
-        self._model_name: str | None = None
-        self._loading = False
-        self._job_running = False
-        self._job_paths: list[str] = []
-        self._job_done = 0
-        self._job_failed = 0
         self._pending_model: str | None = None   # asked for, saved in the settings once it loads
-        self._job_error = ""
-        self._job_started_at = 0.0
         self._current = -1
         self._updating_field = False
         self._shut_down = False
         self._shown_once = False
-
-        self.image_loader = ImageLoader(self)
-        self.queue = QueueModel(self.image_loader, self)
-        self.worker = Worker(loader)
-        # Without a thread the worker's slots run synchronously inside emit(): tests
-        # use that to drive it step by step.
-        self._worker_thread = WorkerThread(self.worker) if threaded else None
+        self._zoom: ZoomDialog | None = None
+        self._zoom_path = ""
 
         self.setWindowTitle(APP_TITLE)
         self.setWindowIcon(app_icon())
@@ -118,8 +119,9 @@ class MainWindow(QMainWindow):
         self._connect()
         self._restore_window()
         self._update_actions()
+        # After the window is up: restoring may ask a question, and the first load imports TensorFlow.
+        QTimer.singleShot(0, self._restore_session)
         if load_on_start:
-            # After the window is up: the first load imports TensorFlow (seconds).
             QTimer.singleShot(0, self.load_model)
 
     # ------------------------------------------------------------------ building
@@ -158,12 +160,21 @@ class MainWindow(QMainWindow):
         self.act_remove = self._action("&Remove from Queue", self.remove_selected, "Del", themed_icon("list-remove", SP.SP_TrashIcon))
         self.act_clear = self._action("C&lear Queue", self.clear_queue, "Ctrl+Shift+Del", themed_icon("edit-clear", SP.SP_DialogResetButton))
         self.act_quit = self._action("&Quit", self.close, "Ctrl+Q", themed_icon("application-exit", SP.SP_DialogCloseButton))
-        # The window-level actions must not steal Ctrl+V / Del from the caption editor:
-        # a focused text field claims standard keys first through ShortcutOverride.
-        self.work_actions = (
-            self.act_caption, self.act_caption_all, self.act_save_all, self.act_write, self.act_write_all,
-            self.act_export, self.act_model, self.act_settings,
-        )
+        self.act_find = self._action("&Find in Queue", self.focus_search, "Ctrl+F", themed_icon("edit-find", SP.SP_FileDialogContentsView))
+        self.act_about = self._action("&About Image Caption", self.show_about, None, themed_icon("help-about", SP.SP_MessageBoxInformation))
+        self.act_auto = self._action("Caption Photos on &Open", self.set_caption_on_open)
+        self.act_auto.setCheckable(True)
+        self.act_auto.setChecked(self.settings.get("caption_on_open"))
+        self.act_auto.setToolTip("Caption photos as soon as they are added")
+
+        stack = self.session.undo_stack
+        self.act_undo = stack.createUndoAction(self, "&Undo")
+        self.act_undo.setShortcuts([QKeySequence(QKeySequence.StandardKey.Undo)])
+        self.act_undo.setIcon(themed_icon("edit-undo", SP.SP_ArrowBack))
+        self.act_redo = stack.createRedoAction(self, "&Redo")
+        self.act_redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence(QKeySequence.StandardKey.Redo)])
+        self.act_redo.setIcon(themed_icon("edit-redo", SP.SP_ArrowForward))
+        self.addActions([self.act_undo, self.act_redo])
 
     def _build_ui(self) -> None:
         toolbar = self.addToolBar("Main")
@@ -180,9 +191,12 @@ class MainWindow(QMainWindow):
 
         # Left: the single-photo path.
         self.preview = PreviewWidget()
+        self.preview.setToolTip("Drop photos or folders here; click the photo to see it at full size")
         self.caption_edit = QPlainTextEdit()
         self.caption_edit.setObjectName("caption")
         self.caption_edit.setPlaceholderText("The caption appears here. Edit it before copying or saving.")
+        self.caption_edit.setUndoRedoEnabled(False)  # the session's undo stack has the history
+        self.caption_edit.installEventFilter(_UndoKeys(self.session.undo_stack, self))
         font = QFont(self.caption_edit.font())
         font.setPointSizeF(font.pointSizeF() * 1.45)
         self.caption_edit.setFont(font)
@@ -195,7 +209,8 @@ class MainWindow(QMainWindow):
         self.alternatives = QListWidget()
         self.alternatives.setObjectName("alternatives")
         self.alternatives.setMaximumHeight(int(self.alternatives.fontMetrics().lineSpacing() * 4.6))
-        self.alternatives.setToolTip("Beam search's other candidates, best first, with their log-probability")
+        self.alternatives.setToolTip("Beam search's candidates, best first, with the score they were ranked by "
+                                     "(the caption's score; closer to 0 is more certain)")
         self.alternatives_label.setVisible(False)
         self.alternatives.setVisible(False)
 
@@ -217,10 +232,22 @@ class MainWindow(QMainWindow):
         left_layout.addWidget(self.alternatives)
         left_layout.addLayout(buttons)
 
-        # Right: the queue.
+        # Right: the queue, searchable, filterable and sortable (by clicking a column header).
+        self.search = QLineEdit()
+        self.search.setObjectName("search")
+        self.search.setPlaceholderText("Search names and captions")
+        self.search.setClearButtonEnabled(True)
+        self.status_filter = QComboBox()
+        self.status_filter.setObjectName("status-filter")
+        self.status_filter.addItems([label for label, _ in STATUS_FILTERS])
+        self.status_filter.setToolTip("Show only some of the photos")
+        filters = QHBoxLayout()
+        filters.addWidget(self.search, 1)
+        filters.addWidget(self.status_filter)
+
         self.table = QTableView()
         self.table.setObjectName("queue")
-        self.table.setModel(self.queue)
+        self.table.setModel(self.proxy)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.EditKeyPressed | QAbstractItemView.EditTrigger.DoubleClicked)
@@ -234,6 +261,10 @@ class MainWindow(QMainWindow):
         header.setSectionResizeMode(COL_PHOTO, QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(COL_STATUS, QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(COL_CAPTION, QHeaderView.ResizeMode.Stretch)
+        # No sort column at first: the queue shows in the order photos were added.
+        header.setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
+        self.table.setSortingEnabled(True)
+        header.setToolTip("Click a column to sort by it")
         self.table.setColumnWidth(COL_PHOTO, 190)
         self.table.setColumnWidth(COL_STATUS, 96)
         self.queue_label = QLabel("Queue is empty")
@@ -242,6 +273,7 @@ class MainWindow(QMainWindow):
         right_layout = QVBoxLayout(right)
         right_layout.setContentsMargins(4, 8, 8, 8)
         right_layout.addWidget(self.queue_label)
+        right_layout.addLayout(filters)
         right_layout.addWidget(self.table, 1)
 
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
@@ -282,36 +314,46 @@ class MainWindow(QMainWindow):
         file_menu.addAction(self.act_model)
         file_menu.addSeparator()
         file_menu.addAction(self.act_quit)
+        edit_menu = menu.addMenu("&Edit")
+        edit_menu.addActions([self.act_undo, self.act_redo])
+        edit_menu.addSeparator()
+        edit_menu.addActions([self.act_copy, self.act_find])
+        edit_menu.addSeparator()
+        edit_menu.addActions([self.act_remove, self.act_clear])
         caption_menu = menu.addMenu("&Caption")
         caption_menu.addActions([self.act_caption, self.act_caption_all, self.act_cancel])
         caption_menu.addSeparator()
-        caption_menu.addActions([self.act_copy, self.act_remove, self.act_clear])
+        caption_menu.addAction(self.act_auto)
         caption_menu.addSeparator()
         caption_menu.addAction(self.act_settings)
+        help_menu = menu.addMenu("&Help")
+        help_menu.addAction(self.act_about)
 
     def _connect(self) -> None:
-        self.request_load.connect(self.worker.load_model)
-        self.request_caption.connect(self.worker.caption)
-        self.worker.model_loading.connect(self._on_model_loading)
-        self.worker.model_ready.connect(self._on_model_ready)
-        self.worker.model_failed.connect(self._on_model_failed)
-        self.worker.started.connect(self._on_started)
-        self.worker.progress.connect(self._on_progress)
-        self.worker.result.connect(self._on_result)
-        self.worker.failed.connect(self._on_failed)
-        self.worker.finished.connect(self._on_finished)
+        session = self.session
+        session.model_loading.connect(self._on_model_loading)
+        session.model_ready.connect(self._on_model_ready)
+        session.model_failed.connect(self._on_model_failed)
+        session.job_started.connect(self._on_started)
+        session.job_progress.connect(self._on_progress)
+        session.job_stopped.connect(self._on_job_stopped)
+        session.job_finished.connect(self._on_finished)
+        session.state_changed.connect(self._on_state_changed)
+        session.store_failed.connect(self._on_store_failed)
 
         self.preview.paths_dropped.connect(self.add_paths)
         self.preview.image_dropped.connect(self.add_image)
-        self.preview.clicked.connect(self.open_files)
+        self.preview.clicked.connect(self._on_preview_clicked)
         self.caption_edit.textChanged.connect(self._on_caption_edited)
         self.alternatives.itemClicked.connect(self._on_alternative_clicked)
         self.alternatives.itemActivated.connect(self._on_alternative_clicked)
         self.table.selectionModel().currentRowChanged.connect(self._on_current_row_changed)
+        self.search.textChanged.connect(self._on_filter_changed)
+        self.status_filter.currentIndexChanged.connect(self._on_filter_changed)
         self.queue.dataChanged.connect(self._on_queue_changed)
-        self.queue.rowsInserted.connect(self._on_queue_size_changed)
-        self.queue.rowsRemoved.connect(self._on_queue_size_changed)
-        self.queue.modelReset.connect(self._on_queue_size_changed)
+        self.queue.rowsInserted.connect(self._on_rows_moved)
+        self.queue.rowsRemoved.connect(self._on_rows_moved)
+        self.queue.modelReset.connect(self._on_rows_moved)
         self.image_loader.loaded.connect(self._on_image_loaded)
         self.image_loader.load_failed.connect(self._on_image_failed)
 
@@ -319,11 +361,15 @@ class MainWindow(QMainWindow):
 
     @property
     def busy(self) -> bool:
-        return self._job_running
+        return self.session.job_running
+
+    @property
+    def loading(self) -> bool:
+        return self.session.loading
 
     @property
     def model_ready(self) -> bool:
-        return self._model_name is not None
+        return self.session.model_is_ready
 
     def current_row(self) -> QueueRow | None:
         if 0 <= self._current < self.queue.rowCount():
@@ -331,15 +377,16 @@ class MainWindow(QMainWindow):
         return None
 
     def _update_actions(self) -> None:
-        idle = not self._job_running and not self._loading
-        ready = self.model_ready
+        session = self.session
+        idle = session.idle
+        ready = session.model_is_ready
         row = self.current_row()
         has_rows = self.queue.rowCount() > 0
         has_text = row is not None and bool(row.text.strip())
         any_text = any(r.text.strip() for r in self.queue.rows)
         self.act_caption.setEnabled(idle and ready and row is not None)
         self.act_caption_all.setEnabled(idle and ready and has_rows)
-        self.act_cancel.setEnabled(self._job_running)
+        self.act_cancel.setEnabled(session.job_running)
         self.act_model.setEnabled(idle)
         self.act_settings.setEnabled(idle)
         self.act_copy.setEnabled(has_text)
@@ -347,32 +394,75 @@ class MainWindow(QMainWindow):
         self.act_save_all.setEnabled(idle and any_text)
         self.act_write.setEnabled(idle and has_text)
         self.act_write_all.setEnabled(idle and any_text)
-        self.act_export.setEnabled(idle and any_text)
-        self.act_remove.setEnabled(not self._job_running and has_rows)
-        self.act_clear.setEnabled(not self._job_running and has_rows)
+        self.act_export.setEnabled(idle and bool(session.exportable()))
+        self.act_remove.setEnabled(not session.job_running and has_rows)
+        self.act_clear.setEnabled(not session.job_running and has_rows)
         self.caption_edit.setEnabled(row is not None)
+
+    def _on_state_changed(self) -> None:
+        self._update_queue_label()
+        self._update_actions()
+
+    def _update_queue_label(self) -> None:
+        count = self.queue.rowCount()
+        if not count:
+            self.queue_label.setText("Queue is empty")
+            return
+        done = len(self.queue.numbers_with_status(DONE))
+        failed = len(self.queue.numbers_with_status(FAILED))
+        unsaved = len(self.queue.unsaved())
+        parts = [plural(count, "photo"), f"{done} captioned"]
+        if failed:
+            parts.append(f"{failed} failed")
+        if unsaved:
+            parts.append(f"{unsaved} unsaved")
+        if self.proxy.active:
+            parts.append(f"{self.proxy.rowCount()} shown")
+        self.queue_label.setText(", ".join(parts))
+
+    # ------------------------------------------------------------------ the saved session
+
+    def _restore_session(self) -> None:
+        session = self.session
+        photos = session.restorable
+        if not photos:
+            return
+        policy = self.settings.get("restore_session")
+        unsaved = sum(p.unsaved for p in photos)
+        if policy == "never":
+            restore = False
+        elif policy == "always":
+            restore = True
+        else:
+            restore = dialogs.ask_restore(self, len(photos), unsaved)
+        if not restore:
+            session.discard_restorable()
+            return
+        count = session.restore()
+        self.statusBar().showMessage(f"Reopened the last queue: {plural(count, 'photo')}"
+                                     + (f", {unsaved} with unsaved captions" if unsaved else ""), 8000)
+        if self._current < 0 and count:
+            self.select_row(0)
+        self._maybe_auto_caption()
+
+    def _on_store_failed(self, message: str) -> None:
+        self.statusBar().showMessage("The queue is not being saved to disk; save your captions before quitting.")
+        dialogs.show_error(self, "The queue is not being saved", message)
 
     # ------------------------------------------------------------------ model
 
     def load_model(self, source: str | None = None) -> None:
         """Ask the worker to load `source` (or the configured model)."""
-        if self._job_running or self._loading:
-            return
         if source is None:
             source = self.settings.get("model_path") or ""
-        self._loading = True
-        self.model_label.setText("Loading model…")
-        self.statusBar().showMessage("Loading model…")
-        self._update_actions()
-        self.request_load.emit(source or None)
+        if self.session.load_model(source):
+            self.model_label.setText("Loading model…")
+            self.statusBar().showMessage("Loading model…")
 
-    def _on_model_loading(self, label: str) -> None:
+    def _on_model_loading(self) -> None:
         self.model_label.setText("Loading model…")
-        self.model_label.setToolTip(label)
 
     def _on_model_ready(self, name: str) -> None:
-        self._loading = False
-        self._model_name = name
         if self._pending_model is not None:
             # Only a folder that loaded becomes the saved model and a recent entry.
             self.settings.set("model_path", self._pending_model)
@@ -382,19 +472,17 @@ class MainWindow(QMainWindow):
         self.model_label.setText(f"Model: {name}")
         self.model_label.setToolTip(name)
         self.statusBar().showMessage("Model ready", 4000)
-        self._update_actions()
         self._maybe_auto_caption()
 
     def _on_model_failed(self, message: str) -> None:
-        self._loading = False
         if self._pending_model:
             self.settings.remove_recent("recent_models", self._pending_model)
         self._pending_model = None
         # The model that was loaded before (if any) is still the one captioning: say so.
-        self.model_label.setText(f"Model: {self._model_name}" if self._model_name else "No model")
+        name = self.session.model_name
+        self.model_label.setText(f"Model: {name}" if name else "No model")
         self.model_label.setToolTip(message)
         self.statusBar().showMessage(f"Model not loaded: {message}")
-        self._update_actions()
         dialogs.show_error(self, "Model not loaded", message)
 
     def open_model_folder(self) -> None:
@@ -403,7 +491,7 @@ class MainWindow(QMainWindow):
             self.change_model(folder)
 
     def change_model(self, source: str) -> None:
-        if self._job_running or self._loading:
+        if not self.session.idle:
             return
         self._pending_model = source
         self.load_model(source)
@@ -416,12 +504,24 @@ class MainWindow(QMainWindow):
 
     def apply_settings(self, values: dict) -> None:
         old_model = self.settings.get("model_path")
-        for name in ("beam", "max_length", "batch_size", "sidecar_overwrite"):
-            if name in values:
-                self.settings.set(name, values[name])
+        for name, value in values.items():
+            if name != "model_path":
+                self.settings.set(name, value)
+        self.act_auto.setChecked(self.settings.get("caption_on_open"))
         new_model = values.get("model_path", old_model) or ""
         if new_model != old_model or not self.model_ready:
             self.change_model(new_model)
+
+    def set_caption_on_open(self, on: bool) -> None:
+        self.settings.set("caption_on_open", bool(on))
+        self.act_auto.setChecked(bool(on))
+        if on:
+            self._maybe_auto_caption()
+
+    def show_about(self) -> None:
+        from .about import AboutDialog
+
+        AboutDialog(self.session.model_name, self.settings.get("model_path"), self).exec()
 
     # ------------------------------------------------------------------ adding photos
 
@@ -460,16 +560,16 @@ class MainWindow(QMainWindow):
         if not paths:
             return []
         collected = collect_images(paths)
-        new_rows = self.queue.add_paths(collected.images)
-        parts = [f"Added {len(new_rows)} photo{'s' if len(new_rows) != 1 else ''}"]
+        new_rows = self.session.add_paths(collected.images)
+        parts = [f"Added {plural(len(new_rows), 'photo')}"]
         already = len(collected.images) - len(new_rows)
         if already:
             parts.append(f"{already} already in the queue")
         if collected.skipped:
-            parts.append(f"skipped {len(collected.skipped)} non-image file{'s' if len(collected.skipped) != 1 else ''}")
+            parts.append(f"skipped {plural(len(collected.skipped), 'non-image file')}")
         unreadable = getattr(collected, "unreadable_folders", [])
         if unreadable:
-            parts.append(f"{len(unreadable)} folder{'s' if len(unreadable) != 1 else ''} could not be read")
+            parts.append(f"{plural(len(unreadable), 'folder')} could not be read")
         self.statusBar().showMessage(", ".join(parts), 8000)
 
         for path in reversed(paths):
@@ -513,26 +613,46 @@ class MainWindow(QMainWindow):
         else:
             self.statusBar().showMessage("The clipboard holds no image and no file names.", 5000)
 
+    def selected_numbers(self) -> list[int]:
+        """Queue row numbers of the selected table rows (the table may be sorted or filtered)."""
+        return sorted({self.proxy.mapToSource(i).row() for i in self.table.selectionModel().selectedRows()})
+
     def remove_selected(self) -> None:
-        if self._job_running:
+        if self.busy:
             return
-        numbers = sorted({index.row() for index in self.table.selectionModel().selectedRows()})
-        if not numbers and self._current >= 0:
-            numbers = [self._current]
-        self.queue.remove_rows(numbers)
+        numbers = self.selected_numbers() or ([self._current] if self._current >= 0 else [])
+        if not numbers:
+            return
+        for number in numbers:
+            self.image_loader.forget(str(self.queue.row(number).path))
+        self.session.remove(numbers)
+        self.statusBar().showMessage(f"Removed {plural(len(numbers), 'photo')} (Undo puts them back)", 8000)
+        self._after_rows_removed(numbers[0])
+
+    def clear_queue(self) -> None:
+        if self.busy or not self.queue.rowCount():
+            return
+        count = self.queue.rowCount()
+        self.session.clear()
+        self.statusBar().showMessage(f"Cleared {plural(count, 'photo')} from the queue (Undo puts them back)", 8000)
+        self._after_rows_removed(0)
+
+    def _after_rows_removed(self, first: int) -> None:
         self._current = -1
         if self.queue.rowCount():
-            self.select_row(min(numbers[0] if numbers else 0, self.queue.rowCount() - 1))
+            self.select_row(min(first, self.queue.rowCount() - 1))
         else:
             self._show_row(-1)
         self._update_actions()
 
-    def clear_queue(self) -> None:
-        if self._job_running:
-            return
-        self.queue.clear()
-        self._show_row(-1)
-        self._update_actions()
+    def focus_search(self) -> None:
+        self.search.setFocus()
+        self.search.selectAll()
+
+    def _on_filter_changed(self, *args) -> None:
+        self.proxy.set_search(self.search.text())
+        self.proxy.set_status_filter(self.status_filter.currentIndex())
+        self._update_queue_label()
 
     # ------------------------------------------------------------------ drag & drop on the window
 
@@ -548,19 +668,161 @@ class MainWindow(QMainWindow):
             accept_as_copy(event)
             self.add_paths(paths)
 
+    # ------------------------------------------------------------------ captioning
+
+    def caption_current(self) -> None:
+        if self._current >= 0:
+            self.start_job([self._current])
+
+    def caption_all(self) -> None:
+        numbers = self.queue.numbers_with_status(WAITING, CANCELLED, FAILED)
+        self.start_job(numbers or list(range(self.queue.rowCount())))
+
+    def _maybe_auto_caption(self) -> None:
+        if self.settings.get("caption_on_open") and self.model_ready and self.session.idle:
+            numbers = self.queue.numbers_with_status(WAITING)
+            if numbers:
+                self.start_job(numbers)
+
+    def start_job(self, numbers: list[int]) -> bool:
+        return self.session.start_job(numbers)
+
+    def cancel(self) -> None:
+        if self.session.cancel():
+            self.statusBar().showMessage("Cancelling after the current photo…")
+
+    def _on_started(self, total: int) -> None:
+        self.progress_bar.setRange(0, max(total, 1))
+        self.progress_bar.setValue(0)
+        self.progress_label.setText(f"0 / {total}")
+        self.speed_label.setText("")
+        for widget in (self.progress_label, self.progress_bar, self.speed_label):
+            widget.setVisible(True)
+        self.statusBar().showMessage("Captioning…")
+
+    def _on_progress(self, done: int, total: int, per_photo: float) -> None:
+        self.progress_bar.setValue(done)
+        self.progress_label.setText(f"{done} / {total}")
+        if done:
+            self.speed_label.setText(f"{per_photo:.2f} s/photo")
+
+    def _on_job_stopped(self, message: str) -> None:
+        self.statusBar().showMessage(f"Captioning stopped: {message}")
+        dialogs.show_error(self, "Captioning stopped", message)
+
+    def _on_finished(self, message: str, ok: bool) -> None:
+        self.statusBar().showMessage(message, 10000 if ok or "Cancelled" in message else 0)
+        self.progress_bar.setVisible(False)
+        self.progress_label.setVisible(False)
+        if ok:
+            self._maybe_auto_caption()
+
+    # ------------------------------------------------------------------ saving
+
+    def copy_caption(self) -> None:
+        row = self.current_row()
+        if row is not None and row.text.strip():
+            QApplication.clipboard().setText(" ".join(row.text.split()))
+            self.statusBar().showMessage("Caption copied as alt text", 3000)
+
+    def save_sidecar(self) -> None:
+        row = self.current_row()
+        if row is not None and row.text.strip():
+            self._write_sidecars([row])
+
+    def save_all_sidecars(self) -> None:
+        rows = self.queue.captioned()
+        if rows:
+            self._write_sidecars(rows)
+
+    def _ask_overwrite(self, sidecar: Path, photo: Path, many: bool) -> str:
+        return dialogs.ask_overwrite(self, sidecar, many=many, photo=photo)
+
+    def _write_sidecars(self, rows: list[QueueRow]):
+        report = self.session.save_sidecars(rows, policy=self.settings.get("sidecar_overwrite"),
+                                            ask=self._ask_overwrite)
+        message = f"Saved {plural(report.saved, 'caption file')}"
+        if report.skipped:
+            message += f", kept {report.skipped} existing"
+        if report.errors:
+            message += f", {len(report.errors)} failed"
+        self.statusBar().showMessage(message, 8000)
+        if report.errors:
+            dialogs.show_errors(self, "Some captions were not saved", report.errors)
+        return report
+
+    def write_into_photo(self) -> None:
+        row = self.current_row()
+        if row is None or not row.text.strip():
+            return
+        report = self.session.write_descriptions([row])
+        if report.errors:
+            self.statusBar().showMessage(f"Not written: {report.errors[0]}", 8000)
+            dialogs.show_error(self, "Caption not written into the photo", report.errors[0])
+            return
+        self.statusBar().showMessage(f"Caption written into {row.name}", 5000)
+
+    def write_all_into_photos(self) -> None:
+        rows = self.queue.captioned()
+        if not rows or not dialogs.confirm_write_all(self, len(rows)):
+            return
+        progress = dialogs.write_progress(self, len(rows))
+
+        def step(done: int) -> bool:
+            progress.setValue(done)
+            return not progress.wasCanceled()
+
+        try:
+            report = self.session.write_descriptions(rows, step)
+        finally:
+            progress.close()
+        message = f"Captions written into {plural(report.saved, 'photo')}"
+        if report.errors:
+            message += f", {len(report.errors)} failed"
+        if report.attempted < len(rows):
+            message += f"; cancelled, {len(rows) - report.attempted} left as they were"
+        self.statusBar().showMessage(message, 8000)
+        if report.errors:
+            dialogs.show_errors(self, "Some captions were not written into their photos", report.errors)
+
+    def export(self) -> None:
+        if not self.session.exportable():
+            return
+        target = dialogs.ask_export_path(self, self.settings.get("last_folder"))
+        if target is not None:
+            self.export_to(target)
+
+    def export_to(self, target: Path) -> bool:
+        from imgcap_desktop.core.errors import ImgcapError
+
+        try:
+            self.session.export(target)
+        except (ImgcapError, OSError, ValueError) as exc:
+            self.statusBar().showMessage(f"Export failed: {exc}", 8000)
+            dialogs.show_error(self, "Export failed", str(exc))
+            return False
+        self.statusBar().showMessage(f"Exported to {target}", 8000)
+        return True
+
     # ------------------------------------------------------------------ selection & preview
 
     def select_row(self, number: int) -> None:
-        index = self.queue.index(number, COL_PHOTO)
-        self.table.selectionModel().setCurrentIndex(
-            index, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
-        )
-        self.table.scrollTo(index)
+        proxy_row = self.proxy.proxy_row(number)
+        if proxy_row >= 0:
+            index = self.proxy.index(proxy_row, COL_PHOTO)
+            self.table.selectionModel().setCurrentIndex(
+                index, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
+            )
+            self.table.scrollTo(index)
         if self._current != number:  # setCurrentIndex is a no-op for the current row
             self._show_row(number)
 
     def _on_current_row_changed(self, current, previous) -> None:
-        self._show_row(current.row() if current.isValid() else -1)
+        if current.isValid():
+            self._show_row(self.proxy.mapToSource(current).row())
+
+    def _on_rows_moved(self, *args) -> None:
+        self._update_queue_label()
 
     def _show_row(self, number: int) -> None:
         self._current = number
@@ -586,10 +848,30 @@ class MainWindow(QMainWindow):
         self._show_alternatives(row)
         self._update_actions()
 
+    def _on_preview_clicked(self) -> None:
+        row = self.current_row()
+        if row is None or not self.preview.has_image():
+            self.open_files()
+            return
+        self.show_zoom(row)
+
+    def show_zoom(self, row: QueueRow) -> ZoomDialog:
+        """The shown photo at full size; a sharper decode replaces the preview's when it arrives."""
+        image = self.image_loader.cached(str(row.path), ZOOM_SIZE) or self.image_loader.cached(str(row.path), PREVIEW_SIZE)
+        self._zoom = ZoomDialog(row.name, image or QImage(), self)
+        self._zoom.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self._zoom.destroyed.connect(lambda *_: setattr(self, "_zoom", None))
+        self._zoom_path = str(row.path)
+        self.image_loader.request(self._zoom_path, ZOOM_SIZE)
+        self._zoom.open()
+        return self._zoom
+
     def _on_image_loaded(self, path: str, size: int, image: QImage) -> None:
         row = self.current_row()
         if size == PREVIEW_SIZE and row is not None and str(row.path) == path:
             self.preview.set_image(image)
+        elif size == ZOOM_SIZE and self._zoom is not None and path == self._zoom_path:
+            self._zoom.set_image(image)
 
     def _on_image_failed(self, path: str, size: int, message: str) -> None:
         row = self.current_row()
@@ -606,35 +888,29 @@ class MainWindow(QMainWindow):
     def _on_caption_edited(self) -> None:
         if self._updating_field or self._current < 0:
             return
-        self.queue.set_text(self._current, self.caption_edit.toPlainText())
-        self._update_actions()
+        self.session.edit(self._current, self.caption_edit.toPlainText())
 
     def _on_queue_changed(self, top_left, bottom_right, roles=()) -> None:
         if top_left.row() <= self._current <= bottom_right.row() and bottom_right.column() >= COL_CAPTION:
             row = self.current_row()
             if row is not None and row.text != self.caption_edit.toPlainText():
+                cursor = self.caption_edit.textCursor().position()
                 self._set_field_text(row.text)
-                self._show_alternatives(row)
-                self._update_actions()
-
-    def _on_queue_size_changed(self, *args) -> None:
-        count = self.queue.rowCount()
-        done = len(self.queue.numbers_with_status(DONE))
-        failed = len(self.queue.numbers_with_status(FAILED))
-        if not count:
-            self.queue_label.setText("Queue is empty")
-        else:
-            text = f"{count} photo{'s' if count != 1 else ''}, {done} captioned"
-            self.queue_label.setText(text + (f", {failed} failed" if failed else ""))
+                # An undo of typing puts the cursor back where the typing was, not at the start.
+                moved = self.caption_edit.textCursor()
+                moved.setPosition(min(cursor, len(row.text)))
+                self.caption_edit.setTextCursor(moved)
+            self._show_alternatives(row)
+        self._update_queue_label()
 
     def _show_alternatives(self, row: QueueRow | None) -> None:
         self.alternatives.clear()
         caption = row.caption if row is not None else None
         alternatives = tuple(getattr(caption, "alternatives", ()) or ())
         for alternative in alternatives:
-            item = QListWidgetItem(f"{alternative.text}    ({alternative.log_prob:.2f})")
+            item = QListWidgetItem(f"{alternative.text}    ({alternative.score:.2f})")
             item.setData(Qt.ItemDataRole.UserRole, alternative.text)
-            item.setToolTip(f"log-probability {alternative.log_prob:.3f}")
+            item.setToolTip(f"score {alternative.score:.3f}, summed log-probability {alternative.log_prob:.2f}")
             self.alternatives.addItem(item)
         visible = len(alternatives) > 1
         self.alternatives.setVisible(visible)
@@ -643,263 +919,7 @@ class MainWindow(QMainWindow):
     def _on_alternative_clicked(self, item: QListWidgetItem) -> None:
         text = item.data(Qt.ItemDataRole.UserRole)
         if text and self._current >= 0:
-            self.caption_edit.setPlainText(text)  # stored back through textChanged
-
-    # ------------------------------------------------------------------ captioning
-
-    def caption_current(self) -> None:
-        if self._current >= 0:
-            self.start_job([self._current])
-
-    def caption_all(self) -> None:
-        numbers = self.queue.numbers_with_status(WAITING, CANCELLED, FAILED)
-        self.start_job(numbers or list(range(self.queue.rowCount())))
-
-    def _maybe_auto_caption(self) -> None:
-        if self.auto_caption and self.model_ready and not self._job_running and not self._loading:
-            numbers = self.queue.numbers_with_status(WAITING)
-            if numbers:
-                self.start_job(numbers)
-
-    def start_job(self, numbers: list[int]) -> bool:
-        if not numbers or self._job_running or self._loading or not self.model_ready:
-            return False
-        self._job_paths = [str(self.queue.row(n).path) for n in numbers]
-        self._job_done = 0
-        self._job_failed = 0
-        self._job_error = ""
-        for n in numbers:
-            self.queue.set_status(n, WAITING)
-        self.queue.set_status(numbers[0], CAPTIONING)
-        # Disabled here, re-enabled only by the worker's finished signal.
-        self._job_running = True
-        self._update_actions()
-        self.worker.clear_cancel()
-        self.request_caption.emit(list(self._job_paths), self.settings.decoding_options())
-        return True
-
-    def cancel(self) -> None:
-        if self._job_running:
-            # Straight to the flag: a queued call would only run after the job.
-            self.worker.cancel()
-            self.statusBar().showMessage("Cancelling after the current photo…")
-
-    def _on_started(self, total: int) -> None:
-        self._job_started_at = time.monotonic()
-        self.progress_bar.setRange(0, max(total, 1))
-        self.progress_bar.setValue(0)
-        self.progress_label.setText(f"0 / {total}")
-        self.speed_label.setText("")
-        for widget in (self.progress_label, self.progress_bar, self.speed_label):
-            widget.setVisible(True)
-        self.statusBar().showMessage("Captioning…")
-
-    def _on_progress(self, done: int, total: int) -> None:
-        self._job_done = done
-        self.progress_bar.setValue(done)
-        self.progress_label.setText(f"{done} / {total}")
-        if done:
-            per_photo = (time.monotonic() - self._job_started_at) / done
-            self.speed_label.setText(f"{per_photo:.2f} s/photo")
-        if done < len(self._job_paths):
-            number = self.queue.row_of(self._job_paths[done])
-            if number >= 0 and self.queue.row(number).status == WAITING:
-                self.queue.set_status(number, CAPTIONING)
-
-    def _on_result(self, path: str, caption) -> None:
-        number = self.queue.row_of(path)
-        if number < 0:
-            return
-        self.queue.set_caption(number, caption)
-        if number == self._current:
-            self._set_field_text(caption.text)
-            self._show_alternatives(self.queue.row(number))
-        self._on_queue_size_changed()
-
-    def _on_failed(self, path: str, message: str) -> None:
-        if not path:
-            self._job_error = message
-            self.statusBar().showMessage(f"Captioning stopped: {message}")
-            dialogs.show_error(self, "Captioning stopped", message)
-            return
-        self._job_failed += 1
-        number = self.queue.row_of(path)
-        if number >= 0:
-            self.queue.set_status(number, FAILED, message)
-            if number == self._current:
-                self._update_actions()
-        self._on_queue_size_changed()
-
-    def _on_finished(self, cancelled: bool) -> None:
-        leftover = 0
-        for path in self._job_paths:
-            number = self.queue.row_of(path)
-            if number >= 0 and self.queue.row(number).status in (WAITING, CAPTIONING):
-                leftover += 1
-                if cancelled:
-                    self.queue.set_status(number, CANCELLED)
-                else:
-                    # Marked failed (not waiting) so auto-captioning cannot retry forever.
-                    self.queue.set_status(number, FAILED, self._job_error or "Not captioned.")
-        elapsed = time.monotonic() - self._job_started_at if self._job_started_at else 0.0
-        # The worker's progress counts photos tried; the ones that failed are not "captioned".
-        failed = self._job_failed
-        captioned = max(self._job_done - failed, 0)
-        also = f", {failed} failed" if failed else ""
-        if cancelled:
-            message = f"Cancelled: {captioned} of {len(self._job_paths)} photos captioned{also}"
-        elif self._job_error:
-            message = f"Captioning stopped: {self._job_error}"
-        else:
-            message = f"Captioned {captioned} photo{'s' if captioned != 1 else ''}{also} in {elapsed:.1f} s"
-        self.statusBar().showMessage(message, 0 if self._job_error else 10000)
-        self.progress_bar.setVisible(False)
-        self.progress_label.setVisible(False)
-        self._job_running = False
-        self._job_paths = []
-        self._on_queue_size_changed()
-        self._update_actions()
-        if not cancelled and not self._job_error:
-            self._maybe_auto_caption()
-
-    # ------------------------------------------------------------------ saving
-
-    def copy_caption(self) -> None:
-        row = self.current_row()
-        if row is not None and row.text.strip():
-            QApplication.clipboard().setText(" ".join(row.text.split()))
-            self.statusBar().showMessage("Caption copied as alt text", 3000)
-
-    def save_sidecar(self) -> None:
-        row = self.current_row()
-        if row is not None and row.text.strip():
-            self._write_sidecars([row], many=False)
-
-    def save_all_sidecars(self) -> None:
-        rows = self.queue.captioned()
-        if rows:
-            self._write_sidecars(rows, many=len(rows) > 1)
-
-    def _write_sidecars(self, rows: list[QueueRow], many: bool) -> tuple[int, int, list[str]]:
-        from imgcap_desktop.core.export import sidecar_path, write_sidecar
-        from imgcap_desktop.core.errors import SidecarExistsError
-
-        policy = self.settings.get("sidecar_overwrite")
-        for_all: str | None = None
-        saved, skipped, errors = 0, 0, []
-        for row in rows:
-            try:
-                try:
-                    write_sidecar(row.path, row.text)
-                    row.saved_text = row.text
-                    saved += 1
-                    continue
-                except SidecarExistsError:
-                    pass
-                if policy == "skip" or for_all == dialogs.NO_ALL:
-                    skipped += 1
-                    continue
-                overwrite = policy == "overwrite" or for_all == dialogs.YES_ALL
-                if not overwrite:
-                    answer = dialogs.ask_overwrite(self, sidecar_path(row.path), many=many, photo=row.path)
-                    if answer in (dialogs.YES_ALL, dialogs.NO_ALL):
-                        for_all = answer
-                    overwrite = answer in (dialogs.YES, dialogs.YES_ALL)
-                if not overwrite:
-                    skipped += 1
-                    continue
-                write_sidecar(row.path, row.text, overwrite=True)
-                row.saved_text = row.text
-                saved += 1
-            except (ImgcapError, OSError, ValueError) as exc:
-                errors.append(str(exc))
-        message = f"Saved {saved} caption file{'s' if saved != 1 else ''}"
-        if skipped:
-            message += f", kept {skipped} existing"
-        if errors:
-            message += f", {len(errors)} failed"
-        self.statusBar().showMessage(message, 8000)
-        if errors:
-            dialogs.show_errors(self, "Some captions were not saved", errors)
-        return saved, skipped, errors
-
-    def write_into_photo(self) -> None:
-        row = self.current_row()
-        if row is None or not row.text.strip():
-            return
-        errors, _ = self._write_descriptions([row])
-        if errors:
-            self.statusBar().showMessage(f"Not written: {errors[0]}", 8000)
-            dialogs.show_error(self, "Caption not written into the photo", errors[0])
-            return
-        self.statusBar().showMessage(f"Caption written into {row.name}", 5000)
-
-    def write_all_into_photos(self) -> None:
-        rows = self.queue.captioned()
-        if not rows or not dialogs.confirm_write_all(self, len(rows)):
-            return
-        progress = dialogs.write_progress(self, len(rows))
-        try:
-            errors, attempted = self._write_descriptions(rows, progress)
-        finally:
-            progress.close()
-        written = attempted - len(errors)
-        message = f"Captions written into {written} photo{'s' if written != 1 else ''}"
-        if errors:
-            message += f", {len(errors)} failed"
-        if attempted < len(rows):
-            message += f"; cancelled, {len(rows) - attempted} left as they were"
-        self.statusBar().showMessage(message, 8000)
-        if errors:
-            dialogs.show_errors(self, "Some captions were not written into their photos", errors)
-
-    def _write_descriptions(self, rows: list[QueueRow], progress=None) -> tuple[list[str], int]:
-        """Write each row's caption into its photo; one sentence per photo that failed, the rest go on.
-
-        Returns the errors and how many photos were attempted (fewer than ``rows`` if cancelled).
-        """
-        errors = []
-        attempted = 0
-        for row in rows:
-            if progress is not None and progress.wasCanceled():
-                break
-            try:
-                from imgcap_desktop.core.metadata import write_description
-
-                write_description(row.path, " ".join(row.text.split()))
-                row.saved_text = row.text
-            except (ImgcapError, OSError, ValueError, ImportError) as exc:
-                errors.append(str(exc))
-            attempted += 1
-            if progress is not None:
-                progress.setValue(attempted)
-        return errors, attempted
-
-    def export(self) -> None:
-        rows = [r for r in self.queue.rows if r.text.strip() or r.status == FAILED]
-        if not rows:
-            return
-        target = dialogs.ask_export_path(self, self.settings.get("last_folder"))
-        if target is None:
-            return
-        self.export_to(target)
-
-    def export_to(self, target: Path) -> bool:
-        from imgcap_desktop.core.export import export_csv, export_jsonl
-
-        try:
-            if target.suffix.lower() == ".jsonl":
-                export_jsonl([export_record(r) for r in self.queue.rows if r.text.strip() or r.status == FAILED], target)
-            else:
-                export_csv([(r.path, " ".join(r.text.split())) for r in self.queue.captioned()], target)
-        except (ImgcapError, OSError, ValueError) as exc:
-            self.statusBar().showMessage(f"Export failed: {exc}", 8000)
-            dialogs.show_error(self, "Export failed", str(exc))
-            return False
-        for row in self.queue.captioned():
-            row.saved_text = row.text
-        self.statusBar().showMessage(f"Exported to {target}", 8000)
-        return True
+            self.session.edit(self._current, text)
 
     # ------------------------------------------------------------------ window life
 
@@ -925,24 +945,23 @@ class MainWindow(QMainWindow):
             return True
         answer = dialogs.ask_unsaved(self, len(unsaved))
         if answer == dialogs.DISCARD:
+            self.session.forget()  # the next launch does not bring back what was discarded
             return True
         if answer == dialogs.SAVE_ALL:
-            self._write_sidecars(unsaved, many=len(unsaved) > 1)
+            self._write_sidecars(unsaved)
             left = len(self.queue.unsaved())
             if not left:
                 return True
-            self.statusBar().showMessage(f"{left} caption{'s' if left != 1 else ''} still not saved; not quitting")
+            self.statusBar().showMessage(f"{plural(left, 'caption')} still not saved; not quitting")
         return False
 
     def shutdown(self) -> None:
-        """Stop the worker and the image threads; safe to call twice."""
+        """Stop the worker and the image threads and close the session file; safe to call twice."""
         if self._shut_down:
             return
         self._shut_down = True
-        self.worker.cancel()
         self.image_loader.shutdown()
-        if self._worker_thread is not None:
-            self._worker_thread.stop()
+        self.session.shutdown()
 
     def _save_window(self) -> None:
         self.settings.set("window_geometry", self.saveGeometry().data())
@@ -960,18 +979,4 @@ class MainWindow(QMainWindow):
             self.splitter.setSizes([720, 520])
 
 
-def export_record(row: QueueRow) -> dict:
-    record = {"image": str(row.path), "caption": " ".join(row.text.split()), "status": row.status}
-    caption = row.caption
-    if caption is not None:
-        record["score"] = round(float(caption.score), 4)
-        record["edited"] = row.edited
-        record["alternatives"] = [
-            {"text": a.text, "log_prob": round(float(a.log_prob), 4)} for a in getattr(caption, "alternatives", ())
-        ]
-    if row.error:
-        record["error"] = row.error
-    return record
-
-
-__all__ = ["MainWindow", "PLACEHOLDER", "app_icon"]
+__all__ = ["MainWindow", "app_icon"]

@@ -28,3 +28,12 @@ def cache_dir(*parts: str) -> Path:
     folder = root.joinpath(*parts)
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+def data_dir(*parts: str) -> Path:
+    """The per-user data folder (created on demand): the saved session lives here."""
+    base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
+    root = Path(base) if base else Path.home() / ".local" / "share" / "imgcap-desktop"
+    folder = root.joinpath(*parts)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

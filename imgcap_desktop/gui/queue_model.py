@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QImage, QPalette, QPixmap
 from PySide6.QtWidgets import QApplication, QStyle
 
@@ -33,7 +33,6 @@ class QueueRow:
     error: str = ""
     edited: bool = False
     saved_text: str = ""    # the text last written somewhere (sidecar, the photo, an export)
-    extra: dict = field(default_factory=dict)
 
     @property
     def unsaved(self) -> bool:
@@ -45,15 +44,23 @@ class QueueRow:
 
 
 class QueueModel(QAbstractTableModel):
+    # A caption typed into a view's cell: the session decides (and can undo) the change.
+    edit_requested = Signal(int, str)
+
     def __init__(self, loader: ImageLoader | None = None, parent=None):
         super().__init__(parent)
         self.rows: list[QueueRow] = []
         self._index_of: dict[str, int] = {}
-        self._loader = loader
+        self._loader: ImageLoader | None = None
         self._icons: dict[str, QIcon] = {}
         if loader is not None:
-            loader.loaded.connect(self._on_image_loaded)
-            loader.load_failed.connect(self._on_image_failed)
+            self.set_loader(loader)
+
+    def set_loader(self, loader: ImageLoader) -> None:
+        """Thumbnails come from ``loader`` (the view's): the session's queue has none of its own."""
+        self._loader = loader
+        loader.loaded.connect(self._on_image_loaded)
+        loader.load_failed.connect(self._on_image_failed)
 
     # -- Qt model API --------------------------------------------------------------
 
@@ -107,20 +114,25 @@ class QueueModel(QAbstractTableModel):
 
     def setData(self, index, value, role=Qt.ItemDataRole.EditRole) -> bool:
         if index.isValid() and index.column() == COL_CAPTION and role == Qt.ItemDataRole.EditRole:
-            return self.set_text(index.row(), str(value))
+            self.edit_requested.emit(index.row(), str(value))
+            return True
         return False
 
     # -- queue API -----------------------------------------------------------------
 
     def add_paths(self, paths: Iterable[Path]) -> list[int]:
         """Appends photos not already queued; returns the new row numbers."""
-        new = []
-        for path in paths:
-            path = Path(path)
-            key = _key(path)
-            if key in self._index_of or any(_key(p.path) == key for p in new):
+        return self.add_rows(QueueRow(Path(p)) for p in paths)
+
+    def add_rows(self, rows: Iterable[QueueRow]) -> list[int]:
+        new: list[QueueRow] = []
+        keys: set[str] = set()
+        for row in rows:
+            key = _key(row.path)
+            if key in self._index_of or key in keys:
                 continue
-            new.append(QueueRow(path))
+            keys.add(key)
+            new.append(row)
         if not new:
             return []
         first = len(self.rows)
@@ -136,6 +148,13 @@ class QueueModel(QAbstractTableModel):
         self.rows.clear()
         self._index_of.clear()
         self.endResetModel()
+
+    def insert_row(self, number: int, row: QueueRow) -> None:
+        number = max(0, min(number, len(self.rows)))
+        self.beginInsertRows(QModelIndex(), number, number)
+        self.rows.insert(number, row)
+        self.endInsertRows()
+        self._index_of = {_key(r.path): i for i, r in enumerate(self.rows)}
 
     def remove_rows(self, numbers: Iterable[int]) -> None:
         for number in sorted(set(numbers), reverse=True):
@@ -157,23 +176,12 @@ class QueueModel(QAbstractTableModel):
         # The error text shows in the caption column and the warning icon in the photo column.
         self._changed(number, COL_PHOTO, COL_CAPTION)
 
-    def set_caption(self, number: int, caption) -> None:
+    def set_state(self, number: int, *, text: str, edited: bool, caption, status: str) -> None:
         row = self.rows[number]
-        row.caption = caption
-        row.text = caption.text
-        row.edited = False
-        row.status = DONE
-        row.error = ""
-        self._changed(number, COL_STATUS, COL_CAPTION)
-
-    def set_text(self, number: int, text: str) -> bool:
-        row = self.rows[number]
-        if row.text == text:
-            return False
-        row.text = text
-        row.edited = True
-        self._changed(number, COL_CAPTION, COL_CAPTION)
-        return True
+        row.text, row.edited, row.caption, row.status = text, edited, caption, status
+        if status == DONE:
+            row.error = ""
+        self._changed(number, COL_PHOTO, COL_CAPTION)
 
     def numbers_with_status(self, *statuses: str) -> list[int]:
         return [i for i, r in enumerate(self.rows) if r.status in statuses]

@@ -6,12 +6,13 @@ from typing import Any
 
 from PySide6.QtCore import QByteArray, QSettings
 
-from imgcap_desktop.core.options import BY_NAME, OPTIONS
+from imgcap_desktop.core.options import BY_NAME, OPTIONS, DecodeOptions
 
 ORGANIZATION = "imgcap"
 APPLICATION = "imgcap-desktop"
 RECENT_LIMIT = 10
-SIDECAR_POLICIES = ("ask", "overwrite", "skip")
+SIDECAR_POLICIES = BY_NAME["sidecar_overwrite"].choices
+RESTORE_POLICIES = BY_NAME["restore_session"].choices
 
 
 class Settings:
@@ -32,15 +33,14 @@ class Settings:
             if isinstance(raw, (bytes, bytearray)):
                 return bytes(raw)
             return option.default
-        value = option.coerce(raw)
-        if name == "sidecar_overwrite" and value not in SIDECAR_POLICIES:
-            return option.default
-        return value
+        return option.coerce(raw)
 
     def set(self, name: str, value: Any) -> None:
         option = BY_NAME[name]
         if option.type is bytes:
             self.store.setValue(name, QByteArray(bytes(value)))
+        elif value is None:
+            self.store.remove(name)  # reads back as the default (e.g. "the model's own")
         elif option.type is list:
             # An empty list reads back as None from INI files; coerce() maps that to [].
             self.store.setValue(name, [str(v) for v in value])
@@ -50,9 +50,8 @@ class Settings:
     def all(self) -> dict[str, Any]:
         return {option.name: self.get(option.name) for option in OPTIONS}
 
-    def decoding_options(self) -> dict[str, int]:
-        """The keyword arguments Captioner.caption_paths takes, from the stored settings."""
-        return {name: self.get(name) for name in ("beam", "max_length", "batch_size")}
+    def decoding_options(self) -> DecodeOptions:
+        return DecodeOptions.from_values(self.all())
 
     def add_recent(self, name: str, entry: str, limit: int = RECENT_LIMIT) -> list[str]:
         entries = [e for e in self.get(name) if e != entry]

@@ -13,13 +13,13 @@ from typing import Any, Callable, Protocol
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-
+from imgcap_desktop.core.options import DecodeOptions
 
 class CaptionerLike(Protocol):
     name: str
     description: str
 
-    def caption_paths(self, paths, *, beam=3, max_length=0, batch_size=8, cancelled=None): ...
+    def caption_paths(self, paths, *, beam=0, max_length=0, batch_size=8, length_penalty=None, cancelled=None): ...
 
 
 Loader = Callable[[Any], CaptionerLike]
@@ -90,17 +90,16 @@ class Worker(QObject):
         self._captioner = captioner
         self.model_ready.emit(getattr(captioner, "name", "") or "model")
 
-    @Slot(list, dict)
-    def caption(self, paths: list, options: dict) -> None:
+    @Slot(list, object)
+    def caption(self, paths: list, options: DecodeOptions) -> None:
         total = len(paths)
         done = 0
         self.started.emit(total)
         try:
             if self._captioner is None:
                 raise RuntimeError("No model is loaded yet.")
-            kwargs = {k: int(options[k]) for k in ("beam", "max_length", "batch_size") if k in options}
             results = self._captioner.caption_paths(
-                [Path(p) for p in paths], cancelled=self._cancel.is_set, **kwargs
+                [Path(p) for p in paths], cancelled=self._cancel.is_set, **options.as_kwargs()
             )
             for item in results:
                 done += 1

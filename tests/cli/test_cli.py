@@ -14,6 +14,7 @@ import pytest
 
 from imgcap_desktop import __version__
 from imgcap_desktop.cli import main
+from imgcap_desktop.core.records import CSV_COLUMNS, RECORD_KEYS
 
 
 @pytest.fixture
@@ -55,16 +56,18 @@ def test_jsonl_one_record_per_image_and_exit_1_when_one_fails(seed_bundle, seed_
     out, err = capsys.readouterr()
     assert code == 1
     records = [json.loads(line) for line in out.splitlines()]
-    assert sorted(r["path"] for r in records) == sorted(str(p) for p in good + bad)
+    assert sorted(r["image"] for r in records) == sorted(str(p) for p in good + bad)
     expected = _reference(seed_assets, seed_reference, good)
     for r in records:
-        assert {"path", "caption", "error"} <= set(r)
-        path = Path(r["path"])
+        assert list(r) == list(RECORD_KEYS)  # the same keys whether the photo failed or not
+        path = Path(r["image"])
         if path in expected:
-            assert r["error"] is None
+            assert r["error"] is None and r["status"] == "done" and r["edited"] is False
             assert r["caption"] == expected[path]  # --beam 1 is the seed's own procedure
+            assert r["score"] == r["alternatives"][0]["score"] and len(r["alternatives"]) == 1
         else:
-            assert r["caption"] is None
+            assert r["caption"] is None and r["score"] is None and r["alternatives"] == []
+            assert r["status"] == "failed"
             assert isinstance(r["error"], str) and r["error"] and "\n" not in r["error"]
             assert path.name in r["error"]
     assert "2 of 5" in err
@@ -75,11 +78,11 @@ def test_csv_all_good_exits_0_with_the_seed_captions(seed_bundle, seed_assets, s
     code = main(["caption", *map(str, photos), "--model", str(seed_bundle), "--format", "csv", "--beam", "1"])
     out, _ = capsys.readouterr()
     assert code == 0
-    rows = list(csv.reader(io.StringIO(out)))
-    assert rows[0] == ["image", "caption", "error"]
-    assert [r[0] for r in rows[1:]] == [str(p) for p in photos]
-    assert [r[1] for r in rows[1:]] == [c for c, _ in seed_reference["for_photos"]]
-    assert all(r[2] == "" for r in rows[1:])
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert list(rows[0]) == list(CSV_COLUMNS)  # the app's CSV export has these columns too
+    assert [r["image"] for r in rows] == [str(p) for p in photos]
+    assert [r["caption"] for r in rows] == [c for c, _ in seed_reference["for_photos"]]
+    assert all(r["error"] == "" and r["status"] == "done" for r in rows)
 
 
 def test_import_seed_then_caption_with_model_in_text_format(seed_assets, seed_reference, mixed_folder, tmp_path,

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from imgcap_desktop.core.records import CSV_COLUMNS, make_record
 from imgcap_desktop.core.errors import ImgcapError, SaveError, SidecarExistsError
 from imgcap_desktop.core.export import (
     export_csv,
@@ -131,11 +132,13 @@ TRICKY = [
 
 def test_csv_round_trips_with_csv_module(tmp_path):
     out = tmp_path / "captions.csv"
-    export_csv(TRICKY, out)
+    # Raw records, not through make_record: the writer must keep line breaks and quotes intact.
+    records = [{**make_record(p), "caption": c, "status": "done"} for p, c in TRICKY]
+    export_csv(records, out)
     with out.open(encoding="utf-8", newline="") as fh:
         rows = list(csv.reader(fh))
-    assert rows[0] == ["image", "caption"]
-    assert rows[1:] == [[os.fspath(p), c] for p, c in TRICKY]
+    assert rows[0] == list(CSV_COLUMNS)
+    assert [(r[0], r[2]) for r in rows[1:]] == [(os.fspath(p), c) for p, c in TRICKY]
     with out.open(encoding="utf-8", newline="") as fh:
         assert [r["caption"] for r in csv.DictReader(fh)] == [c for _, c in TRICKY]
 
@@ -145,7 +148,7 @@ def test_csv_export_is_atomic_when_rows_fail(tmp_path):
     out.write_text("previous export\n", encoding="utf-8")
 
     def rows():
-        yield ("a.jpg", "fine")
+        yield make_record("a.jpg", text="fine")
         raise RuntimeError("captioning crashed")
 
     with pytest.raises(RuntimeError):
@@ -156,7 +159,7 @@ def test_csv_export_is_atomic_when_rows_fail(tmp_path):
 
 def test_csv_into_read_only_folder(read_only_folder):
     with pytest.raises(SaveError, match="captions.csv"):
-        export_csv(TRICKY, read_only_folder / "captions.csv")
+        export_csv([make_record(p, text=c) for p, c in TRICKY], read_only_folder / "captions.csv")
     assert names(read_only_folder) == ["photo.jpg"]
 
 

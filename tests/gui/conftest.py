@@ -34,10 +34,11 @@ class FakeCaptioner:
         self.calls: list[dict] = []
         self.threads: set[int] = set()
 
-    def caption_paths(self, paths, *, beam=3, max_length=0, batch_size=8, cancelled=None):
+    def caption_paths(self, paths, *, beam=3, max_length=0, batch_size=8, length_penalty=None, cancelled=None):
         from imgcap_desktop.core.images import load_rgb
 
-        self.calls.append({"paths": list(paths), "beam": beam, "max_length": max_length, "batch_size": batch_size})
+        self.calls.append({"paths": list(paths), "beam": beam, "max_length": max_length, "batch_size": batch_size,
+                           "length_penalty": length_penalty})
         for number, path in enumerate(paths):
             if cancelled is not None and cancelled():
                 return
@@ -57,10 +58,12 @@ class FakeCaptioner:
 def make_caption(path: Path, size, beam: int) -> Caption:
     beam = beam or 3  # 0 asks for the model's recommended width
     words = f"a photo named {path.stem} of {size[0]} by {size[1]} pixels"
+    count = len(words.split()) + 1
     alternatives = tuple(
-        Alternative(words if k == 0 else f"{words} variant {k}", -1.5 - k) for k in range(max(beam, 1))
+        Alternative(words if k == 0 else f"{words} variant {k}", -1.5 - k, (-1.5 - k) / (count + (k > 0)))
+        for k in range(max(beam, 1))
     )
-    return Caption(text=words, score=-0.25, alternatives=alternatives, timings={"decode": 0.001})
+    return Caption(text=words, score=alternatives[0].score, alternatives=alternatives)
 
 
 class FakeLoader:
@@ -158,25 +161,44 @@ def private_cache(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def make_window(qtbot, settings):
-    """Builds MainWindow instances that are always shut down at the end of the test."""
+def session_folder(tmp_path):
+    """Where the windows of one test keep their session file (a real SQLite file)."""
+    return tmp_path / "session"
+
+
+@pytest.fixture
+def make_window(qtbot, settings, session_folder):
+    """Builds MainWindow instances, with the real worker thread, that are always shut down at the end.
+
+    With ``load`` the model is loaded and waited for.
+    """
     from imgcap_desktop.gui.main_window import MainWindow
 
     windows = []
 
-    def make(loader=None, *, threaded=False, load=True, **kwargs):
+    def make(loader=None, *, load=True, **kwargs):
         loader = loader if loader is not None else FakeLoader(**kwargs)
-        window = MainWindow(settings, loader, threaded=threaded, load_on_start=False)
+        window = MainWindow(settings, loader, load_on_start=False, session_folder=session_folder)
         # pytest-qt closes its widgets when the test ends: shut down first, so that close asks nothing.
         qtbot.addWidget(window, before_close_func=lambda w: w.shutdown())
         window.loader = loader  # convenient handle for the tests
         windows.append(window)
         if load:
             window.load_model()
-            if threaded:
-                qtbot.waitUntil(lambda: window.model_ready, timeout=5000)
+            qtbot.waitUntil(lambda: not window.loading, timeout=10_000)
         return window
 
     yield make
     for window in windows:
         window.shutdown()
+
+
+@pytest.fixture
+def idle(qtbot):
+    """Waits until a window's (or session's) job has finished."""
+
+    def wait(target, timeout=10_000):
+        session = getattr(target, "session", target)
+        qtbot.waitUntil(lambda: session.idle, timeout=timeout)
+
+    return wait

@@ -77,9 +77,11 @@ def test_text_only_drag_is_refused(make_window):
     assert not window.preview.dragging
 
 
-def test_dropped_photo_is_captioned_when_the_model_is_ready(make_window, photos):
-    window = make_window()  # synchronous worker: the job runs inside the drop
+def test_dropped_photo_is_captioned_when_the_model_is_ready(make_window, photos, idle):
+    window = make_window()
     drop(window.preview, url_mime(photos["red"], photos["broken"]))
+    assert window.busy  # captioning on open started with the drop
+    idle(window)
     red, broken = window.queue.rows
     assert red.status == DONE and red.text.startswith("a photo named red")
     assert broken.status == FAILED and "broken.jpg" in broken.error

@@ -1,4 +1,4 @@
-"""Main window behaviour with the worker run synchronously (and once in a real thread)."""
+"""Main window behaviour, with a pure-Python captioner in the real worker thread."""
 
 import threading
 
@@ -20,7 +20,11 @@ def many_photos(tmp_path, count, folder="batch"):
     return [write_photo(tmp_path / folder / f"photo{i:03d}.png", (24, 16)) for i in range(count)]
 
 
-def test_window_shows_before_a_model_and_waits_for_it(make_window, photos):
+def no_auto(window):
+    window.settings.set("caption_on_open", False)
+
+
+def test_window_shows_before_a_model_and_waits_for_it(make_window, photos, idle, qtbot):
     window = make_window(load=False)
     window.show()
     window.add_paths([photos["red"]])
@@ -29,38 +33,43 @@ def test_window_shows_before_a_model_and_waits_for_it(make_window, photos):
     assert window.queue.rows[0].status == WAITING
     window.load_model()
     # model_ready enables captioning and picks up the photo waiting for it
-    assert window.model_ready
+    qtbot.waitUntil(lambda: window.model_ready)
+    idle(window)
     assert window.model_label.text() == "Model: Fake model"
     assert window.queue.rows[0].status == DONE
 
 
-def test_work_buttons_disabled_from_start_until_finished(make_window, photos):
+def test_work_buttons_disabled_from_start_until_finished(make_window, photos, idle):
     window = make_window()
-    window.auto_caption = False
+    no_auto(window)
     window.add_paths([photos["red"], photos["green"], photos["blue"]])
     assert all(enabled(window, ("act_caption", "act_caption_all", "act_model", "act_settings")).values())
 
     seen = {}
-    window.worker.started.connect(lambda total: seen.setdefault("started", (enabled(window), window.act_cancel.isEnabled())))
-    window.worker.progress.connect(lambda d, t: seen.setdefault(f"progress{d}", (enabled(window), window.act_cancel.isEnabled())))
-    window.worker.finished.connect(lambda c: seen.setdefault("finished", (enabled(window), window.act_cancel.isEnabled())))
+    session = window.session
+    session.job_started.connect(lambda total: seen.setdefault("started", (enabled(window), window.act_cancel.isEnabled())))
+    session.job_progress.connect(lambda d, t, s: seen.setdefault(f"progress{d}", (enabled(window), window.act_cancel.isEnabled())))
+    # The worker's own finished signal: until it arrives the buttons stay off.
+    session.worker.finished.connect(lambda c: seen.setdefault("worker finished", (enabled(window), window.act_cancel.isEnabled())))
+    session.job_finished.connect(lambda m, ok: seen.setdefault("finished", (enabled(window), window.act_cancel.isEnabled())))
     window.caption_all()
+    assert not any(enabled(window).values()) and window.act_cancel.isEnabled()  # at once, before any signal
+    idle(window)
 
-    for moment in ("started", "progress1", "progress2"):
+    for moment in ("started", "progress1", "progress2", "worker finished"):
         states, cancel = seen[moment]
         assert not any(states.values()), (moment, states)
         assert cancel, moment
     states, cancel = seen["finished"]
     assert all(states.values()), states
     assert not cancel
-    # the buttons under the preview follow their actions
-    assert window.findChildren(type(window.table))  # sanity
     assert [r.status for r in window.queue.rows] == [DONE, DONE, DONE]
 
 
-def test_broken_photo_fails_with_reason_and_the_rest_succeed(make_window, photos):
+def test_broken_photo_fails_with_reason_and_the_rest_succeed(make_window, photos, idle):
     window = make_window()
     window.add_paths([photos["folder"]])
+    idle(window)
     statuses = {r.name: r.status for r in window.queue.rows}
     assert statuses == {"red.jpg": DONE, "broken.jpg": FAILED, "green.png": DONE, "blue.jpg": DONE}
     number = window.queue.row_of(photos["broken"])
@@ -79,20 +88,31 @@ def test_broken_photo_fails_with_reason_and_the_rest_succeed(make_window, photos
     assert message.startswith("Captioned 3 photos, 1 failed in "), message
 
 
-def test_cancel_mid_batch_marks_the_rest_cancelled(make_window, tmp_path):
-    window = make_window()
-    window.auto_caption = False
+def test_cancel_mid_batch_marks_the_rest_cancelled(make_window, tmp_path, idle):
+    window = make_window(delay=0.05)
+    no_auto(window)
     window.add_paths(many_photos(tmp_path, 6))
     finished = []
-    window.worker.finished.connect(finished.append)
-    window.worker.result.connect(lambda *_: window.cancel() if len(window.queue.numbers_with_status(DONE)) == 2 else None)
+    window.session.worker.finished.connect(finished.append)
+    # Cancel as the second result leaves the worker thread (a direct connection runs there), as
+    # the Esc key would between two photos: the worker sees the flag before the third photo.
+    results = []
+
+    def second_result(*_):
+        results.append(1)
+        if len(results) == 2:
+            window.session.worker.cancel()
+
+    window.session.worker.result.connect(second_result, Qt.ConnectionType.DirectConnection)
     window.caption_all()
+    idle(window)
     assert finished == [True]
     assert [r.status for r in window.queue.rows] == [DONE, DONE] + [CANCELLED] * 4
     assert "Cancelled: 2 of 6" in window.statusBar().currentMessage()
     assert window.act_caption_all.isEnabled() and not window.act_cancel.isEnabled()
     # Caption All picks up exactly the cancelled ones
     window.caption_all()
+    idle(window)
     assert window.loader.captioner.calls[-1]["paths"] == [r.path for r in window.queue.rows[2:]]
 
 
@@ -106,11 +126,12 @@ def test_loader_failure_is_shown_and_buttons_come_back(make_window, photos, show
     assert window.act_model.isEnabled() and window.act_settings.isEnabled()
 
 
-def test_engine_exception_is_shown_and_buttons_come_back(make_window, photos, shown_errors):
+def test_engine_exception_is_shown_and_buttons_come_back(make_window, photos, shown_errors, idle):
     window = make_window(raise_after=1)
     finished = []
-    window.worker.finished.connect(finished.append)
+    window.session.worker.finished.connect(finished.append)
     window.add_paths([photos["red"], photos["green"], photos["blue"]])
+    idle(window)
     assert finished == [False]
     assert shown_errors == [("Captioning stopped", "RuntimeError: the fake engine broke")]
     red, green, blue = window.queue.rows
@@ -121,21 +142,24 @@ def test_engine_exception_is_shown_and_buttons_come_back(make_window, photos, sh
     )
 
 
-def test_decoding_settings_reach_the_engine(make_window, photos, settings):
+def test_decoding_settings_reach_the_engine(make_window, photos, settings, idle):
     settings.set("beam", 5)
     settings.set("max_length", 12)
     settings.set("batch_size", 2)
+    settings.set("length_penalty", 0.7)
     window = make_window()
     window.add_paths([photos["red"]])
+    idle(window)
     call = window.loader.captioner.calls[-1]
-    assert (call["beam"], call["max_length"], call["batch_size"]) == (5, 12, 2)
+    assert (call["beam"], call["max_length"], call["batch_size"], call["length_penalty"]) == (5, 12, 2, 0.7)
     assert window.alternatives.count() == 5
 
 
-def test_selection_keyboard_navigation_and_editing(make_window, photos, qtbot):
+def test_selection_keyboard_navigation_and_editing(make_window, photos, qtbot, idle):
     window = make_window()
     window.show()
     window.add_paths([photos["red"], photos["green"]])
+    idle(window)
     window.select_row(0)
     red, green = window.queue.rows
     assert window.caption_edit.toPlainText() == red.text
@@ -156,13 +180,17 @@ def test_selection_keyboard_navigation_and_editing(make_window, photos, qtbot):
     assert QGuiApplication.clipboard().text() == "a green square"
 
 
-def test_alternative_is_one_click_away(make_window, photos, qtbot):
+def test_alternative_is_one_click_away(make_window, photos, qtbot, idle):
     window = make_window()
     window.show()
     window.add_paths([photos["red"]])
+    idle(window)
     assert window.alternatives.isVisible() and window.alternatives.count() == 3
+    # Each shows the score it was ranked by, on the caption's own scale, best first.
+    shown = [float(window.alternatives.item(i).text().rsplit("(", 1)[1].rstrip(")")) for i in range(3)]
+    assert shown == sorted(shown, reverse=True)
+    assert shown[0] == round(window.queue.rows[0].caption.score, 2)
     item = window.alternatives.item(2)
-    assert "(-3.50)" in item.text()
     rect = window.alternatives.visualItemRect(item)
     qtbot.mouseClick(window.alternatives.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
     assert window.caption_edit.toPlainText().endswith("variant 2")
@@ -218,7 +246,7 @@ def test_paste_image_and_file_list(make_window, photos, tmp_path):
     assert "no image" in window.statusBar().currentMessage()
 
 
-def test_remove_and_clear(make_window, photos):
+def test_remove_and_clear_and_undo_them(make_window, photos):
     window = make_window(load=False)
     window.add_paths([photos["red"], photos["green"], photos["blue"]])
     window.select_row(1)
@@ -228,13 +256,20 @@ def test_remove_and_clear(make_window, photos):
     window.clear_queue()
     assert window.queue.rowCount() == 0 and window.preview.message.startswith("Drop photos")
     assert not window.act_caption_all.isEnabled()
+    window.act_undo.trigger()
+    assert [r.name for r in window.queue.rows] == ["red.jpg", "blue.jpg"]
+    window.act_undo.trigger()
+    assert [r.name for r in window.queue.rows] == ["red.jpg", "green.png", "blue.jpg"]
+    assert window.queue.row_of(photos["blue"]) == 2
+    assert [p.path for p in window.session.store.photos()] == [str(r.path) for r in window.queue.rows]
 
 
-def test_settings_change_loads_the_new_model(make_window, settings, tmp_path):
+def test_settings_change_loads_the_new_model(make_window, settings, tmp_path, qtbot):
     window = make_window()
     folder = tmp_path / "my-model"
     folder.mkdir()
     window.apply_settings({"beam": 4, "max_length": 0, "batch_size": 8, "sidecar_overwrite": "skip", "model_path": str(folder)})
+    qtbot.waitUntil(lambda: not window.loading)
     assert window.loader.sources == [None, str(folder)]
     assert settings.get("model_path") == str(folder)
     assert settings.get("recent_models") == [str(folder)]
@@ -247,26 +282,32 @@ def test_settings_dialog_reads_and_returns_values(qtbot, tmp_path):
     from imgcap_desktop.core.options import BY_NAME
     from imgcap_desktop.gui.dialogs import SettingsDialog
 
-    dialog = SettingsDialog({"beam": 3, "max_length": 0, "batch_size": 8, "sidecar_overwrite": "overwrite",
+    dialog = SettingsDialog({"beam": 3, "max_length": 0, "batch_size": 8, "length_penalty": None,
+                             "sidecar_overwrite": "overwrite", "caption_on_open": False, "restore_session": "never",
                              "model_path": "/m/b", "recent_models": ["/m/a", "/m/b"]})
     qtbot.addWidget(dialog)
     assert dialog.model.count() == 3 and dialog.model.currentData() == "/m/b"
-    assert dialog.beam.maximum() == BY_NAME["beam"].maximum
-    assert dialog.max_length.specialValueText() == "model's limit"
-    dialog.beam.setValue(7)
+    assert dialog.decoding["beam"].maximum() == BY_NAME["beam"].maximum
+    assert dialog.decoding["max_length"].specialValueText() == "model's limit"
+    assert dialog.decoding["length_penalty"].text() == "model's choice"
+    dialog.decoding["beam"].setValue(7)
     dialog.model.setCurrentIndex(0)
     values = dialog.values()
-    assert values == {"beam": 7, "max_length": 0, "batch_size": 8, "sidecar_overwrite": "overwrite", "model_path": ""}
+    assert values == {"beam": 7, "max_length": 0, "batch_size": 8, "length_penalty": None,
+                      "caption_on_open": False, "restore_session": "never",
+                      "sidecar_overwrite": "overwrite", "model_path": ""}
+    dialog.decoding["length_penalty"].setValue(0.5)
+    assert dialog.values()["length_penalty"] == 0.5
     # Every mnemonic label has a buddy: without one Qt draws the "&" itself ("&Model:").
     from PySide6.QtWidgets import QLabel
 
     mnemonics = [label for label in dialog.findChildren(QLabel) if "&" in label.text()]
-    assert len(mnemonics) == 5 and all(label.buddy() is not None for label in mnemonics)
+    assert len(mnemonics) == 7 and all(label.buddy() is not None for label in mnemonics)
 
 
 def test_real_thread_batch_with_cancel_and_close(make_window, tmp_path, qtbot):
-    window = make_window(threaded=True, delay=0.03)
-    window.auto_caption = False
+    window = make_window(delay=0.03)
+    no_auto(window)
     window.show()
     window.add_paths(many_photos(tmp_path, 30))
     gui_thread = threading.get_ident()
@@ -289,14 +330,14 @@ def test_closing_during_a_batch_stops_the_thread_cleanly(make_window, tmp_path, 
     from imgcap_desktop.gui import dialogs
 
     monkeypatch.setattr(dialogs, "ask_unsaved", lambda parent, count: dialogs.DISCARD)
-    window = make_window(threaded=True, delay=0.05)
-    window.auto_caption = False
+    window = make_window(delay=0.05)
+    no_auto(window)
     window.show()
     window.add_paths(many_photos(tmp_path, 40))
     window.caption_all()
     qtbot.waitUntil(lambda: len(window.queue.numbers_with_status(DONE)) >= 1, timeout=5000)
     window.close()
-    thread = window._worker_thread.thread
+    thread = window.session._thread.thread
     assert thread.isFinished() and not thread.isRunning()
     assert len(window.loader.captioner.calls) == 1
     assert not [r for r in qtlog.records if "Destroyed while thread" in r.message]
@@ -312,16 +353,18 @@ def test_a_failure_repaints_the_reason_in_the_caption_column(make_window, photos
     assert changed and any(first <= COL_CAPTION <= last and first <= COL_PHOTO for first, last in changed)
 
 
-def test_a_folder_that_is_not_a_model_is_not_kept(make_window, photos, settings, shown_errors):
+def test_a_folder_that_is_not_a_model_is_not_kept(make_window, photos, settings, shown_errors, qtbot):
     """Open Model Folder on a folder of photos: the old model stays, named, and nothing bad is saved."""
     window = make_window()
     settings.add_recent("recent_models", str(photos["folder"]))  # e.g. it once was a model folder
     window.loader.fail = f"{photos['folder']} has no manifest.json and no image_caption.h5."
     window.change_model(str(photos["folder"]))
+    qtbot.waitUntil(lambda: not window.loading)
     assert shown_errors and shown_errors[-1][0] == "Model not loaded"
     assert window.model_ready and window.model_label.text() == "Model: Fake model"
     assert settings.get("model_path") == ""
     assert str(photos["folder"]) not in settings.get("recent_models")
     window.loader.fail = None
     window.change_model("/models/good")
+    qtbot.waitUntil(lambda: not window.loading)
     assert settings.get("model_path") == "/models/good" and settings.get("recent_models")[0] == "/models/good"

@@ -11,11 +11,12 @@ from .conftest import write_photo
 
 
 @pytest.fixture
-def captioned(make_window, tmp_path):
+def captioned(make_window, tmp_path, idle):
     """A window whose queue holds three captioned photos."""
     window = make_window()
     paths = [write_photo(tmp_path / "set" / f"{name}.jpg") for name in ("one", "two", "three")]
     window.add_paths(paths)
+    idle(window)
     window.select_row(0)
     assert all(r.text for r in window.queue.rows)
     return window, paths
@@ -88,33 +89,41 @@ def test_unwritable_sidecar_shows_error_and_app_continues(captioned, settings, s
     window, paths = captioned
     settings.set("sidecar_overwrite", "overwrite")
     paths[1].with_suffix(".txt").mkdir()  # a folder where the caption file should go
-    saved, skipped, errors = window._write_sidecars(window.queue.rows, many=True)
-    assert saved == 2 and len(errors) == 1
+    report = window._write_sidecars(window.queue.rows)
+    assert report.saved == 2 and len(report.errors) == 1
     assert shown_errors and shown_errors[0][0] == "Some captions were not saved"
     assert "two.txt" in shown_errors[0][1]
     assert paths[2].with_suffix(".txt").exists()
 
 
-def test_export_csv_and_jsonl(captioned, tmp_path, monkeypatch, photos):
+def test_export_csv_and_jsonl_in_the_one_record_schema(captioned, tmp_path, monkeypatch, photos, idle):
+    from imgcap_desktop.core.records import CSV_COLUMNS, RECORD_KEYS
+
     window, paths = captioned
     window.add_paths([photos["broken"]])
+    idle(window)
     window.select_row(1)
     window.caption_edit.setPlainText("edited two")
 
     monkeypatch.setattr(dialogs, "ask_export_path", lambda parent, start="": tmp_path / "out.csv")
     window.export()
     with open(tmp_path / "out.csv", newline="", encoding="utf-8") as fh:
-        rows = list(csv.reader(fh))
-    assert rows[0] == ["image", "caption"]
-    assert [Path_name(r[0]) for r in rows[1:]] == ["one.jpg", "two.jpg", "three.jpg"]
-    assert rows[2][1] == "edited two"
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0]) == list(CSV_COLUMNS)
+    # Failed photos are in the CSV too, with their reason.
+    assert [Path_name(r["image"]) for r in rows] == ["one.jpg", "two.jpg", "three.jpg", "broken.jpg"]
+    assert rows[1]["caption"] == "edited two" and rows[1]["edited"] == "true"
+    assert rows[3]["status"] == "failed" and "broken.jpg" in rows[3]["error"] and rows[3]["caption"] == ""
 
     assert window.export_to(tmp_path / "out.jsonl")
     records = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert all(list(r) == list(RECORD_KEYS) for r in records)  # the same keys, failed or not
     assert [Path_name(r["image"]) for r in records] == ["one.jpg", "two.jpg", "three.jpg", "broken.jpg"]
     assert records[1]["edited"] is True and records[1]["caption"] == "edited two"
-    assert len(records[0]["alternatives"]) == 3 and "score" in records[0]
+    assert len(records[0]["alternatives"]) == 3 and records[0]["score"] == records[0]["alternatives"][0]["score"]
+    assert set(records[0]["alternatives"][0]) == {"caption", "score", "log_prob"}
     assert records[3]["status"] == "failed" and "broken.jpg" in records[3]["error"]
+    assert records[3]["caption"] is None and records[3]["alternatives"] == [] and records[3]["score"] is None
 
 
 def test_export_cancelled_dialog_writes_nothing(captioned, tmp_path, monkeypatch):
@@ -218,11 +227,12 @@ def test_write_all_into_photos_can_be_cancelled_part_way(captioned, monkeypatch)
     assert "into 1 photo; cancelled, 2 left as they were" in window.statusBar().currentMessage()
 
 
-def test_save_all_gives_two_photos_with_one_stem_their_own_files(make_window, tmp_path):
+def test_save_all_gives_two_photos_with_one_stem_their_own_files(make_window, tmp_path, idle):
     window = make_window()
     jpg = write_photo(tmp_path / "pair" / "x.jpg", colour=(200, 0, 0))
     png = write_photo(tmp_path / "pair" / "x.png", (30, 20), colour=(0, 0, 200))
     window.add_paths([jpg, png])
+    idle(window)
     window.save_all_sidecars()  # no question: neither file exists, and they are not the same file
     assert (tmp_path / "pair" / "x.jpg.txt").read_text() == window.queue.rows[0].text + "\n"
     assert (tmp_path / "pair" / "x.png.txt").read_text() == window.queue.rows[1].text + "\n"

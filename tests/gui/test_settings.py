@@ -15,8 +15,10 @@ def changed_value(option):
         return ["/a/b", "/c d/é"]
     if option.type is bytes:
         return b"\x00\x01binary\xff"
-    if option.name == "sidecar_overwrite":
-        return "overwrite"
+    if option.type is float:
+        return 0.5
+    if option.choices:
+        return next(c for c in reversed(option.choices) if c != option.default)
     return "/some/folder"
 
 

@@ -4,7 +4,8 @@ import threading
 
 from PySide6.QtCore import QObject, Signal
 
-from imgcap_desktop.gui.worker import Worker, WorkerThread, default_loader, user_message
+from imgcap_desktop.core.options import DecodeOptions
+from imgcap_desktop.gui.worker import Worker, WorkerThread, user_message
 
 from .conftest import FakeLoader
 
@@ -31,7 +32,7 @@ def test_load_then_caption_synchronously(qtbot, photos):
     assert loader.sources == [None]
 
     paths = [str(photos["red"]), str(photos["broken"]), str(photos["green"])]
-    worker.caption(paths, {"beam": 2, "max_length": 5, "batch_size": 4})
+    worker.caption(paths, DecodeOptions(beam=2, max_length=5, batch_size=4))
     assert rec.of("started") == [(3,)]
     assert [p for p, _ in rec.of("result")] == [paths[0], paths[2]]
     (failed_path, reason), = rec.of("failed")
@@ -46,7 +47,7 @@ def test_load_then_caption_synchronously(qtbot, photos):
 def test_caption_without_model_reports_and_finishes(qtbot, photos):
     worker = Worker(FakeLoader())
     rec = Recorder(worker)
-    worker.caption([str(photos["red"])], {})
+    worker.caption([str(photos["red"])], DecodeOptions())
     assert rec.of("failed") == [("", "RuntimeError: No model is loaded yet.")]
     assert rec.of("finished") == [(False,)]
 
@@ -65,7 +66,7 @@ def test_exception_inside_caption_becomes_failed_and_finished(qtbot, photos):
     worker = Worker(FakeLoader(raise_after=1))
     rec = Recorder(worker)
     worker.load_model(None)
-    worker.caption([str(photos["red"]), str(photos["green"])], {})
+    worker.caption([str(photos["red"]), str(photos["green"])], DecodeOptions())
     assert rec.of("result")[0][0] == str(photos["red"])
     assert rec.of("failed") == [("", "RuntimeError: the fake engine broke")]
     assert rec.names()[-1] == "finished" and rec.of("finished") == [(False,)]
@@ -76,7 +77,7 @@ def test_cancel_flag_stops_between_photos(qtbot, photos):
     worker.load_model(None)
     rec = Recorder(worker)
     worker.result.connect(lambda *_: worker.cancel())
-    worker.caption([str(photos["red"]), str(photos["green"]), str(photos["blue"])], {})
+    worker.caption([str(photos["red"]), str(photos["green"]), str(photos["blue"])], DecodeOptions())
     assert len(rec.of("result")) == 1
     assert rec.of("finished") == [(True,)]
     worker.clear_cancel()
@@ -88,7 +89,7 @@ def test_cancel_after_the_last_photo_is_not_a_cancel(qtbot, photos):
     worker.load_model(None)
     rec = Recorder(worker)
     worker.progress.connect(lambda done, total: worker.cancel() if done == total else None)
-    worker.caption([str(photos["red"])], {})
+    worker.caption([str(photos["red"])], DecodeOptions())
     assert rec.of("finished") == [(False,)]
 
 
@@ -100,21 +101,25 @@ def test_user_message_prefers_engine_sentences():
     assert user_message(KeyError()) == "KeyError"
 
 
-def test_default_loader_imports_the_engine_lazily(monkeypatch):
+def test_default_loader_imports_the_engine_only_when_asked_and_reports_a_missing_model():
+    """In a fresh interpreter: importing the worker loads no engine; a load does, and a
+    folder that is no model gives the engine's own sentence."""
+    import subprocess
     import sys
-    import types
 
-    fake_module = types.ModuleType("imgcap_desktop.core.captioner")
-
-    class Captioner:
-        @classmethod
-        def load(cls, source=None):
-            return ("loaded", source)
-
-    fake_module.Captioner = Captioner
-    monkeypatch.setitem(sys.modules, "imgcap_desktop.core.captioner", fake_module)
-    assert default_loader("") == ("loaded", None)
-    assert default_loader("/models/x") == ("loaded", "/models/x")
+    script = (
+        "import sys\n"
+        "from imgcap_desktop.gui.worker import default_loader, user_message\n"
+        "assert 'imgcap_desktop.core.captioner' not in sys.modules and 'tensorflow' not in sys.modules\n"
+        "try:\n"
+        "    default_loader('/no/such/model/folder')\n"
+        "except Exception as exc:\n"
+        "    print(user_message(exc))\n"
+        "assert 'imgcap_desktop.core.captioner' in sys.modules\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "/no/such/model/folder" in done.stdout and "Error:" not in done.stdout
 
 
 class _Collector(QObject):
@@ -131,7 +136,7 @@ class _Collector(QObject):
 
 class _Requester(QObject):
     load = Signal(object)
-    caption = Signal(list, dict)
+    caption = Signal(list, object)
 
 
 def _threaded(worker):
@@ -154,7 +159,7 @@ def test_real_thread_runs_load_and_captions_off_the_gui_thread(qtbot, photos):
     try:
         requester.load.emit(None)
         qtbot.waitUntil(lambda: bool(ready.events), timeout=5000)
-        requester.caption.emit([str(photos["red"]), str(photos["green"])], {"beam": 1})
+        requester.caption.emit([str(photos["red"]), str(photos["green"])], DecodeOptions(beam=1))
         qtbot.waitUntil(lambda: bool(finished.events), timeout=5000)
         assert finished.events[0][0] is False
     finally:
@@ -180,7 +185,7 @@ def test_cancel_from_gui_thread_reaches_a_running_job(qtbot, photos, tmp_path):
     try:
         requester.load.emit(None)
         qtbot.waitUntil(lambda: bool(ready.events), timeout=5000)
-        requester.caption.emit(paths, {})
+        requester.caption.emit(paths, DecodeOptions())
         qtbot.waitUntil(lambda: len(progress.events) >= 3, timeout=5000)
         worker.cancel()
         qtbot.waitUntil(lambda: bool(finished.events), timeout=10000)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import numpy as np
 
 from imgcap_desktop.core.bundle import Manifest, read_bundle, sha256_of, write_manifest
 from imgcap_desktop.core.errors import BundleError

@@ -436,7 +436,7 @@ def train_attend(cfg: TrainConfig) -> Path:
     import keras
     import tensorflow as tf
 
-    from imgcap_desktop.core.families.attend import AttendStepModel, build_decoder
+    from imgcap_desktop.core.families.attend import AttendStepModel
 
     if not cfg.encoder.startswith("efficientnet_lite") or cfg.encoder not in ENCODERS:
         raise TrainingError(f"the attend family trains on an EfficientNet-Lite grid, not {cfg.encoder!r}.")
@@ -740,7 +740,6 @@ def _provenance(cfg: TrainConfig, data: Prepared, started: float, state: dict) -
 def train_seed(cfg: TrainConfig) -> Path:
     """The legacy topology, trained per prefix as the original notebook did (slow on a CPU)."""
     import keras
-    import tensorflow as tf
 
     from imgcap_desktop.core.families.seed import SeedFamily, SeedStepModel
 
