@@ -8,7 +8,6 @@ import random
 import struct
 import sys
 import threading
-import time
 import zlib
 from pathlib import Path
 
@@ -331,13 +330,18 @@ def _png_claiming(width: int, height: int) -> bytes:
 
 
 @pytest.mark.parametrize("max_pixels", [DEFAULT_MAX_PIXELS, None])
-def test_png_header_claiming_huge_size_is_refused_quickly(tmp_path, max_pixels):
+def test_png_header_claiming_huge_size_is_refused_from_the_header(tmp_path, max_pixels, monkeypatch):
+    from PIL import ImageFile
+
     p = tmp_path / "bomb.png"
     p.write_bytes(_png_claiming(100_000, 100_000))
-    start = time.perf_counter()
+
+    def decode(self, *args, **kwargs):
+        raise AssertionError("10^10 pixels were being decoded")
+
+    # Refused before any pixel is decoded (that would take minutes and tens of gigabytes).
+    monkeypatch.setattr(ImageFile.ImageFile, "load", decode)
     expect_error(ImageTooLargeError, p, max_pixels=max_pixels)
-    # Generous: decoding 10^10 pixels would take minutes and tens of gigabytes.
-    assert time.perf_counter() - start < 5
 
 
 def test_damaged_png_header_is_corrupt_not_unknown(tmp_path):
@@ -482,6 +486,7 @@ def test_collect_images_keeps_explicit_paths_and_drops_duplicates(tmp_path):
 
 
 @posix_only
+@pytest.mark.timeout(60)
 def test_collect_images_survives_symlink_loops(tmp_path):
     root = tmp_path / "photos"
     touch_image(root / "a.png")
@@ -491,9 +496,7 @@ def test_collect_images_survives_symlink_loops(tmp_path):
     os.symlink(root / "y.jpg", root / "x.jpg")
     os.symlink(root / "a.png", root / "same_as_a.png")  # duplicate by real path
 
-    start = time.perf_counter()
-    found = collect_images([root, root / "x.jpg"])
-    assert time.perf_counter() - start < 5
+    found = collect_images([root, root / "x.jpg"])  # a loop followed would hang: the timeout marker fails it
     names = [p.relative_to(root).as_posix() for p in found.images]
     assert names == ["a.png", "x.jpg", "y.jpg", "sub/b.png"]
     # The loop entries are handed on so loading them produces an error record.

@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from imgcap_desktop.core import metadata
 from imgcap_desktop.gui import dialogs
 
 from .conftest import write_photo
@@ -140,7 +141,6 @@ def test_export_error_is_shown(captioned, tmp_path, shown_errors):
 
 
 def test_write_into_photo(captioned):
-    metadata = pytest.importorskip("imgcap_desktop.core.metadata")
     window, paths = captioned
     window.write_into_photo()
     stored = metadata.read_description(paths[0])
@@ -168,7 +168,6 @@ def _descriptions(paths):
 
 
 def test_write_all_into_photos_asks_first_and_writes_every_caption(captioned, monkeypatch):
-    pytest.importorskip("imgcap_desktop.core.metadata")
     window, paths = captioned
     asked = []
     monkeypatch.setattr(dialogs, "confirm_write_all", lambda parent, count: asked.append(count) or False)
@@ -182,7 +181,6 @@ def test_write_all_into_photos_asks_first_and_writes_every_caption(captioned, mo
 
 
 def test_write_all_into_photos_goes_on_past_a_failure(captioned, monkeypatch, shown_errors):
-    pytest.importorskip("imgcap_desktop.core.metadata")
     window, paths = captioned
     monkeypatch.setattr(dialogs, "confirm_write_all", lambda parent, count: True)
     paths[1].unlink()
@@ -209,7 +207,6 @@ def Path_name(text):
 
 
 def test_write_all_into_photos_can_be_cancelled_part_way(captioned, monkeypatch):
-    pytest.importorskip("imgcap_desktop.core.metadata")
     window, paths = captioned
     monkeypatch.setattr(dialogs, "confirm_write_all", lambda parent, count: True)
     real_progress = dialogs.write_progress
