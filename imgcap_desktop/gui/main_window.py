@@ -888,7 +888,7 @@ class MainWindow(QMainWindow):
     def _on_caption_edited(self) -> None:
         if self._updating_field or self._current < 0:
             return
-        self.session.edit(self._current, self.caption_edit.toPlainText())
+        self.session.edit(self._current, self.caption_edit.toPlainText(), typing=True)
 
     def _on_queue_changed(self, top_left, bottom_right, roles=()) -> None:
         if top_left.row() <= self._current <= bottom_right.row() and bottom_right.column() >= COL_CAPTION:

@@ -31,12 +31,20 @@ class QueueFilter(QSortFilterProxyModel):
         self._status = 0
 
     def set_search(self, text: str) -> None:
-        self._words = text.casefold().split()
-        self.invalidateFilter()
+        self._refilter(lambda: setattr(self, "_words", text.casefold().split()))
 
     def set_status_filter(self, index: int) -> None:
-        self._status = index if 0 <= index < len(STATUS_FILTERS) else 0
-        self.invalidateFilter()
+        self._refilter(lambda: setattr(self, "_status", index if 0 <= index < len(STATUS_FILTERS) else 0))
+
+    def _refilter(self, change) -> None:
+        # Qt 6.10 replaced invalidateFilter() with a begin/end pair; the pins allow 6.6 to 6.11.
+        if hasattr(self, "beginFilterChange"):
+            self.beginFilterChange()
+            change()
+            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+        else:
+            change()
+            self.invalidateFilter()
 
     @property
     def active(self) -> bool:

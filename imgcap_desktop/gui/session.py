@@ -215,11 +215,12 @@ class CaptionSession(QObject):
     def clear(self) -> None:
         self.remove(list(range(self.queue.rowCount())))
 
-    def edit(self, number: int, text: str) -> None:
-        """A person's change to a caption: undoable, and on disk at once."""
+    def edit(self, number: int, text: str, *, typing: bool = False) -> None:
+        """A person's change to a caption: undoable, and on disk at once. Keystrokes
+        (``typing``) in one caption in a row make one undo step."""
         row = self.queue.row(number)
         if text != row.text:
-            self.undo_stack.push(_SetCaption(self, row, text=text, edited=True, caption=row.caption, typing=True))
+            self.undo_stack.push(_SetCaption(self, row, text=text, edited=True, caption=row.caption, typing=typing))
 
     def _apply(self, path: Path, text: str, edited: bool, caption, status: str) -> None:
         number = self.queue.row_of(path)

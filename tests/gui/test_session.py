@@ -91,7 +91,7 @@ def test_edits_undo_and_redo_and_typing_merges_into_one_step(sessions, photos, q
     wait_idle(qtbot, session)
     model_text = session.queue.rows[0].text
     for typed in ("a", "a r", "a red"):  # keystrokes
-        session.edit(0, typed)
+        session.edit(0, typed, typing=True)
     session.edit(1, "green")
     stack = session.undo_stack
     assert stack.count() == 2

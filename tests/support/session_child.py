@@ -30,7 +30,7 @@ def main() -> int:
         count = len(photos)
         number = 0
         while True:
-            session.edit(number % count, f"edit {number}")
+            session.edit(number % count, f"edit {number}", typing=True)
             print(number, flush=True)
             number += 1
     session.edit(0, "typed in the other instance")
