@@ -4,7 +4,9 @@
         python scripts/screenshot.py resources/screenshots [--fake] [--scenario all]
 
 Scenarios: empty window, one photo captioned, a batch with a failed row, the File
-menu open (grabbed from the screen, so it needs a real X server such as Xvfb). The
+menu open, the queue searched and sorted, the zoom view, Settings, About, the unsaved
+question and the reopen question at the next launch (dialogs and menus are grabbed from
+the screen, so they need a real X server such as Xvfb). The
 sample photos come from resources/samples/. --fake swaps the model for a
 deterministic stand-in that labels its captions as such (layout checks only).
 """
@@ -21,13 +23,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 SAMPLES = ROOT / "resources" / "samples"
+SCENARIOS = ("empty", "photo", "batch", "menu", "filter", "zoom", "settings", "about", "restore", "unsaved")
 
 
 class DemoCaptioner:
     name = "layout demo (not a model)"
     description = "placeholder captions for layout screenshots"
 
-    def caption_paths(self, paths, *, beam=3, max_length=0, batch_size=8, cancelled=None):
+    def caption_paths(self, paths, *, beam=3, max_length=0, batch_size=8, length_penalty=None, cancelled=None):
         from imgcap_desktop.core.errors import ImgcapError
         from imgcap_desktop.core.images import load_rgb
         from imgcap_desktop.core.results import Alternative, Caption, CaptionResult
@@ -66,15 +69,18 @@ def settle(app, seconds=0.4):
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("out", type=Path)
-    parser.add_argument("--scenario", choices=("empty", "photo", "batch", "menu", "unsaved", "all"), default="all")
+    parser.add_argument("--scenario", choices=(*SCENARIOS, "all"), default="all")
     parser.add_argument("--fake", action="store_true", help="use a placeholder captioner")
     parser.add_argument("--model", default=None, help="model folder (default: the bundled model)")
     parser.add_argument("--size", default="1240x800")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
 
-    from PySide6.QtCore import QSettings
-    from PySide6.QtWidgets import QApplication
+    from PySide6.QtCore import QSettings, Qt, QTimer
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    from imgcap_desktop.gui.about import AboutDialog
+    from imgcap_desktop.gui.dialogs import SettingsDialog
 
     from imgcap_desktop.gui.app import process_age
     from imgcap_desktop.gui.main_window import MainWindow, app_icon
@@ -89,7 +95,7 @@ def main() -> int:
     if args.model:
         settings.set("model_path", args.model)
     loader = (lambda source: DemoCaptioner()) if args.fake else default_loader
-    window = MainWindow(settings, loader)
+    window = MainWindow(settings, loader, session_folder=scratch / "session")
     shown_at = []
     window.shown.connect(lambda: shown_at.append(process_age()))
     width, height = (int(v) for v in args.size.split("x"))
@@ -97,7 +103,7 @@ def main() -> int:
     window.show()
     wait(app, lambda: bool(shown_at))
     print(f"window shown {shown_at[0]:.3f} s after process start", flush=True)
-    scenarios = ("empty", "photo", "batch", "menu", "unsaved") if args.scenario == "all" else (args.scenario,)
+    scenarios = SCENARIOS if args.scenario == "all" else (args.scenario,)
 
     def grab(name):
         settle(app)
@@ -105,9 +111,24 @@ def main() -> int:
         window.grab().save(str(path))
         print(path, flush=True)
 
+    def grab_screen(name, widget):
+        """A dialog is a window of its own: grab the screen around it and the main window."""
+        settle(app, 0.6)
+        frame = window.frameGeometry().united(widget.frameGeometry())
+        path = args.out / f"{name}.png"
+        app.primaryScreen().grabWindow(0, frame.x(), frame.y(), frame.width(), frame.height()).save(str(path))
+        print(path, flush=True)
+
+    def grab_modal(name, role):
+        box = app.activeModalWidget()
+        grab_screen(name, box)
+        for button in box.buttons():
+            if box.buttonRole(button) == role:
+                button.click()
+
     if "empty" in scenarios:
         grab("empty-window")
-    wait(app, lambda: not window._loading)
+    wait(app, lambda: not window.loading)
     print(f"model ready {process_age():.1f} s after process start: {window.model_label.text()}", flush=True)
     if "photo" in scenarios:
         window.clear_queue()
@@ -137,10 +158,39 @@ def main() -> int:
         app.primaryScreen().grabWindow(0, frame.x(), frame.y(), frame.width(), frame.height()).save(str(path))
         print(path, flush=True)
         menu.hide()
+    if "filter" in scenarios:
+        window.search.setText("a")
+        window.status_filter.setCurrentText("Captioned")
+        window.table.sortByColumn(0, Qt.SortOrder.DescendingOrder)
+        grab("queue-search-sort")
+        window.search.clear()
+        window.status_filter.setCurrentIndex(0)
+        window.table.sortByColumn(-1, Qt.SortOrder.AscendingOrder)
+    if "zoom" in scenarios and window.current_row() is not None:
+        zoom = window.show_zoom(window.current_row())
+        settle(app, 1.0)
+        zoom.set_scale(1.0)
+        grab_screen("zoom", zoom)
+        zoom.close()
+    for name, make in (("settings", lambda: SettingsDialog(settings.all(), window)),
+                       ("about", lambda: AboutDialog(window.session.model_name, settings.get("model_path"), window))):
+        if name in scenarios:
+            dialog = make()
+            dialog.show()
+            grab_screen(name, dialog)
+            dialog.close()
+    if "restore" in scenarios and window.queue.rowCount():
+        # The next launch, with this run's queue left behind (as after a crash): it asks.
+        window.shutdown()
+        window.close()
+        settings.set("restore_session", "ask")
+        QTimer.singleShot(1200, lambda: grab_modal("restore-question", QMessageBox.ButtonRole.AcceptRole))
+        window = MainWindow(settings, loader, session_folder=scratch / "session", load_on_start=False)
+        window.resize(width, height)
+        window.show()
+        wait(app, lambda: window.queue.rowCount() > 0, timeout=30)
     if "unsaved" in scenarios and window.queue.unsaved():
         # The question is modal: a timer grabs the screen while it is open, then answers Discard.
-        from PySide6.QtCore import QTimer
-        from PySide6.QtWidgets import QMessageBox
 
         def grab_question():
             box = app.activeModalWidget()
