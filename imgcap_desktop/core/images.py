@@ -206,10 +206,29 @@ def _unidentified(handle: BinaryIO, path: Path) -> ImageLoadError:
     return NotAnImageError(path)
 
 
+def _open_big_jpeg(handle: BinaryIO) -> Image.Image | None:
+    """A JPEG over Pillow's own size limit, opened without that check (which would refuse a
+    panorama that a 1/2..1/8 scale decode handles); None for anything else."""
+    from PIL import JpegImagePlugin
+
+    try:
+        handle.seek(0)
+        if handle.read(3) != b"\xff\xd8\xff":
+            return None
+        handle.seek(0)
+        return JpegImagePlugin.JpegImageFile(handle)
+    except Exception:  # noqa: BLE001 - any parse problem: the caller's refusal stands
+        return None
+
+
 def _identify(handle: BinaryIO, path: Path, max_pixels: int | None) -> Image.Image:
     try:
         im = Image.open(handle, formats=_OPEN_FORMATS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        # Without a limit of ours, Pillow's own stands.
+        jpeg = _open_big_jpeg(handle) if max_pixels is not None else None
+        if jpeg is not None:
+            return jpeg  # _plan_decode decides whether a reduced decode fits
         # Pillow's own text talks of a "DOS attack"; users need the size fact only.
         raise ImageTooLargeError(path, _BOMB_DETAIL) from exc
     except UnidentifiedImageError as exc:
@@ -225,10 +244,44 @@ def _identify(handle: BinaryIO, path: Path, max_pixels: int | None) -> Image.Ima
     width, height = im.size
     if width <= 0 or height <= 0:
         raise CorruptImageError(path, f"it claims a size of {width} x {height} pixels")
-    # Checked on the header's size, before a single pixel is decoded.
-    if max_pixels is not None and width * height > max_pixels:
-        raise ImageTooLargeError(path, _too_large_detail(width, height, max_pixels))
     return im
+
+
+#: The reduced sizes libjpeg can decode to directly (its DCT scaling), as divisors.
+_JPEG_SCALES = (2, 4, 8)
+
+
+def _plan_decode(im: Image.Image, path: Path, max_pixels: int | None, draft_size: tuple[int, int] | None) -> None:
+    """Decide, on the header's size and before a single pixel is decoded, how big the decode is.
+
+    A JPEG larger than ``max_pixels`` (a stitched panorama, say) is decoded at 1/2, 1/4 or
+    1/8 scale, the first that fits: that costs no more memory than a photo of the limit's
+    size, and the model sees a few hundred pixels anyway. Other formats have no reduced
+    decode, so above the limit they are refused, as is a JPEG that would not fit even at 1/8
+    (a header claiming gigapixels is a decompression bomb, not a photo).
+    """
+    width, height = im.size
+    request = draft_size
+    if max_pixels is not None and width * height > max_pixels:
+        scale = next((s for s in _JPEG_SCALES if -(-width // s) * -(-height // s) <= max_pixels), None)
+        if im.format != "JPEG" or scale is None:
+            detail = _too_large_detail(width, height, max_pixels)
+            if im.format == "JPEG":
+                detail += ", even decoded at 1/8 scale"
+            raise ImageTooLargeError(path, detail)
+        # Pillow's draft picks the largest scale whose result is at least the request.
+        needed = (max(1, width // scale), max(1, height // scale))
+        request = needed if draft_size is None else (min(needed[0], draft_size[0]), min(needed[1], draft_size[1]))
+    if request is None:
+        return
+    try:
+        # JPEG only (others ignore it): libjpeg decodes at the smallest of 1/1..1/8 scale
+        # that is still at least `request`.
+        im.draft("RGB", request)
+    except Exception:
+        pass  # a full-size decode is slower but still correct, and within the limit if we got here
+    if max_pixels is not None and im.size[0] * im.size[1] > max_pixels:
+        raise ImageTooLargeError(path, _too_large_detail(width, height, max_pixels))
 
 
 def _decode(im: Image.Image, path: Path) -> None:
@@ -369,13 +422,7 @@ def _read_rgb(
     path = Path(os.fspath(path))
     with _open_regular_file(path) as handle:
         im = _identify(handle, path, max_pixels)
-        if draft_size is not None:
-            try:
-                # JPEG only (others ignore it): lets libjpeg decode at 1/2..1/8 scale,
-                # still at least draft_size, so thumbnails of big photos are cheap.
-                im.draft("RGB", draft_size)
-            except Exception:
-                pass  # a full-size decode is slower but still correct
+        _plan_decode(im, path, max_pixels, draft_size)
         _decode(im, path)
         _apply_orientation(im)
         return _to_rgb(im, path)

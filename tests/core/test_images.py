@@ -506,3 +506,71 @@ def test_collect_images_survives_symlink_loops(tmp_path):
 
 def test_collect_images_empty_input():
     assert collect_images([]) == CollectedFiles(images=[], skipped=[])
+
+
+# --- panoramas: a reduced decode instead of a refusal ---------------------------------
+
+
+def _jpeg_claiming(width: int, height: int) -> bytes:
+    """A small real JPEG whose frame header (SOF0) claims another size."""
+    buf = io.BytesIO()
+    Image.new("RGB", (16, 16), (10, 120, 200)).save(buf, "JPEG", quality=80)
+    data = bytearray(buf.getvalue())
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5:sof + 9] = struct.pack(">HH", height, width)
+    return bytes(data)
+
+
+@pytest.mark.slow
+def test_a_20000_by_15000_panorama_is_captioned_from_a_half_scale_decode(tmp_path):
+    path = tmp_path / "panorama.jpg"
+    Image.new("L", (20000, 15000), 140).save(path, "JPEG", quality=60)  # 300 MP, over the 120 MP limit
+    im = load_rgb(path)
+    assert im.size == (10000, 7500) and im.mode == "RGB"
+    assert open_for_model(path, 224).shape == (224, 224, 3)
+    assert thumbnail(path, 1600).size == (1600, 1200)
+
+
+def test_a_jpeg_over_the_limit_is_decoded_at_the_first_scale_that_fits(tmp_path):
+    path = tmp_path / "wide.jpg"
+    Image.new("RGB", (2000, 1500), (200, 60, 60)).save(path, "JPEG")
+    assert load_rgb(path, max_pixels=1_000_000).size == (1000, 750)   # 3 MP -> 1/2
+    assert load_rgb(path, max_pixels=100_000).size == (250, 188)      # -> 1/8
+    assert load_rgb(path).size == (2000, 1500)                        # within the limit: untouched
+
+
+def test_other_formats_over_the_limit_are_still_refused(tmp_path):
+    path = tmp_path / "wide.png"
+    Image.new("RGB", (2000, 1500), (200, 60, 60)).save(path)
+    err = expect_error(ImageTooLargeError, path, max_pixels=1_000_000)
+    assert "2000 x 1500" in str(err)
+
+
+@pytest.mark.parametrize("max_pixels", [10_000_000, None])
+def test_a_jpeg_header_claiming_gigapixels_is_refused_before_decoding(tmp_path, monkeypatch, max_pixels):
+    from PIL import ImageFile
+
+    path = tmp_path / "bomb.jpg"
+    path.write_bytes(_jpeg_claiming(65000, 65000))  # 4.2 GP: 66 MP even at 1/8
+
+    def decode(self, *args, **kwargs):
+        raise AssertionError("a gigapixel image was being decoded")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", decode)
+    err = expect_error(ImageTooLargeError, path, max_pixels=max_pixels)
+    if max_pixels is not None:
+        assert "even decoded at 1/8 scale" in str(err)
+
+
+def test_under_the_default_limit_a_false_jpeg_header_costs_at_most_an_eighth(tmp_path, monkeypatch):
+    """JPEG's largest frame (65535 x 65535) is 67 MP at 1/8, within the limit: the decode is
+    done at that size, no more memory than a big photo (libjpeg pads the missing data grey)."""
+    from PIL import ImageFile
+
+    path = tmp_path / "claims.jpg"
+    path.write_bytes(_jpeg_claiming(65000, 65000))
+    sizes = []
+    real_load = ImageFile.ImageFile.load
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: sizes.append(self.size) or real_load(self))
+    assert load_rgb(path).size == (8125, 8125)
+    assert sizes == [(8125, 8125)]
