@@ -573,4 +573,4 @@ def test_under_the_default_limit_a_false_jpeg_header_costs_at_most_an_eighth(tmp
     real_load = ImageFile.ImageFile.load
     monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: sizes.append(self.size) or real_load(self))
     assert load_rgb(path).size == (8125, 8125)
-    assert sizes == [(8125, 8125)]
+    assert set(sizes) == {(8125, 8125)}
