@@ -43,7 +43,8 @@ LITE0_NUM_CLASSES = 1000
 #: to 0.83 and top-5 from 0.92 to 0.93, a moderate gain for classification, but a
 #: caption must describe the whole frame (people and objects at the edges), so
 #: the encoder sees the full image.
-LITE0_RESIZE_FILTER = "bilinear"  # PIL.Image.Resampling.BILINEAR
+#: (The filter itself is the spec's ``resample`` in encoders/__init__.py, which the
+#: captioner and the feature extraction for training both read.)
 
 #: Input scaling: ``(x - 127) / 128``. These are the EfficientNet-Lite constants
 #: of the TF original (``MEAN_RGB = [127.0] * 3``, ``STDDEV_RGB = [128.0] * 3`` in

@@ -56,6 +56,8 @@ def add_parsers(sub) -> None:
                    help="attend family: passes over the --corpus captions (no image) before the photos")
     p.add_argument("--no-corpus-counts", action="store_true",
                    help="with --corpus: the vocabulary comes from the photos' captions alone")
+    p.add_argument("--name", default="", help="the bundle's name, shown in the app (default: from the encoder)")
+    p.add_argument("--description", default="", help="the bundle's one-line description (default: from the data)")
     p.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
                    help="validate and keep a moving average of the weights with this decay per batch (e.g. 0.99)")
     p.add_argument("--length-penalty", type=float, default=None,
@@ -111,7 +113,7 @@ def cmd_train(args) -> int:
         progress=not args.no_progress, scst_epochs=args.scst_epochs, units=args.units, dropout=args.dropout, lm_epochs=args.lm_epochs, corpus_counts=not args.no_corpus_counts, ema=args.ema,
         length_penalty=args.length_penalty, semantic=args.semantic, encoder=args.encoder,
         bucket=not args.no_bucket, jit_compile=args.jit_compile, deterministic=not args.fast_kernels,
-        precision=args.precision,
+        precision=args.precision, name=args.name, description=args.description,
         command="imgcap " + shlex.join(sys.argv[1:]))
     out = train(cfg)
     manifest = json.loads((Path(out) / "manifest.json").read_text())
@@ -154,6 +156,7 @@ def _evaluation_keys(dataset, split: str, manifest) -> list[str]:
 def cmd_evaluate(args) -> int:
     from imgcap_desktop.core.captioner import Captioner
     from imgcap_desktop.core.training.datasets import clean_caption, load_training_data
+    from imgcap_desktop.core.records import make_record
     from imgcap_desktop.core.training.metrics import score_captions
 
     try:
@@ -180,8 +183,8 @@ def cmd_evaluate(args) -> int:
                 predictions[key] = record.caption.text
             else:
                 failures += 1
-            out.write(json.dumps({"image": key, "caption": record.caption.text if record.ok else None,
-                                  "error": record.error}, ensure_ascii=False) + "\n")
+            out.write(json.dumps(make_record(key, caption=record.caption, error=record.error),
+                                 ensure_ascii=False) + "\n")
     drop = captioner.manifest.family == "seed"
     references = {k: [" ".join(clean_caption(c, drop_single_letters=drop)) for c in dataset.captions[k]]
                   for k in predictions}

@@ -41,10 +41,6 @@ class MetricsReport:
     tokenizer: str = ""
     n_images: int = 0
 
-    def summary(self) -> str:
-        order = ["BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr"]
-        return "  ".join(f"{k} {self.scores[k]:.4f}" for k in order if k in self.scores)
-
 
 def _pycocoevalcap():
     try:

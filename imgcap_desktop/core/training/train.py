@@ -86,7 +86,8 @@ class TrainConfig:
     limit_images: int | None = None   # for smoke runs and tests
     progress: bool = True
     command: str = ""
-    extra: dict = field(default_factory=dict)
+    name: str = ""                 # the bundle's name (default: from the encoder)
+    description: str = ""          # the bundle's one-line description (default: from the data)
 
 
 # --- data ---------------------------------------------------------------------------
@@ -564,8 +565,8 @@ def train_attend(cfg: TrainConfig) -> Path:
     if weights.resolve() != (out / spec.weights_file).resolve():
         shutil.copyfile(weights, out / spec.weights_file)
     manifest = Manifest(
-        name=cfg.extra.get("name", f"imgcap attend ({spec.title.split(' (')[0]})"),
-        description=cfg.extra.get("description", f"Show-Attend-Tell decoder trained on {_data_name(cfg)}."),
+        name=cfg.name or f"imgcap attend ({spec.title.split(' (')[0]})",
+        description=cfg.description or f"Show-Attend-Tell decoder trained on {_data_name(cfg)}.",
         family="attend", family_config=config, encoder=spec.name, feature_shape=list(spec.feature_shape),
         encoder_weights=spec.weights_file, max_length=cfg.max_length, vocabulary="vocab.json",
         weights="decoder.weights.h5", tokens={"start": vocab.start, "end": vocab.end},
@@ -724,7 +725,7 @@ def _imagenet_head(spec, weights: Path) -> list[np.ndarray]:
 
 
 def _provenance(cfg: TrainConfig, data: Prepared, started: float, state: dict) -> dict:
-    settings = {k: v for k, v in asdict(cfg).items() if k not in ("progress", "extra", "command")}
+    settings = {k: v for k, v in asdict(cfg).items() if k not in ("progress", "command")}
     return {
         "training_data": _data_name(cfg), "command": cfg.command, "settings": settings,
         "splits": {s: len(k) for s, k in data.splits.items()},

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from imgcap_desktop.core.records import RECORD_KEYS
 from imgcap_desktop.core.paths import default_bundle_dir
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 170, 40), "blue": (30, 60, 220), "yellow": (240, 220, 20)}
@@ -300,7 +301,7 @@ def test_cli_trains_on_two_folders_with_split_files_in_bfloat16(two_folders, tra
     code = main(["train", *data, "--out", str(out), "--epochs", "12", "--batch-size", "16", "--learning-rate", "3e-3",
                  "--min-count", "1", "--max-length", "9", "--units", "96", "--dropout", "0.2", "--patience", "12",
                  "--cache-dir", str(trained["cache"]), "--no-progress", "--precision", "mixed_bfloat16",
-                 "--fast-kernels"])
+                 "--fast-kernels", "--name", "Shapes", "--description", "Shapes on two folders."])
     err = capsys.readouterr().err
     assert code == 0, err
     assert "2 of 58 photo name(s) are not in the data, e.g. ghost.jpg" in err
@@ -308,6 +309,7 @@ def test_cli_trains_on_two_folders_with_split_files_in_bfloat16(two_folders, tra
     assert manifest["provenance"]["splits"] == {"train": 56, "val": 10, "test": 14}
     assert manifest["provenance"]["test_images"] == sorted(splits["test"])
     assert manifest["provenance"]["training_data"] == "a + b"
+    assert (manifest["name"], manifest["description"]) == ("Shapes", "Shapes on two folders.")
     assert manifest["provenance"]["settings"]["precision"] == "mixed_bfloat16"
     # Trained in bfloat16, scored and shipped as an ordinary float32 bundle: it still learns the photos.
     assert manifest["metrics"]["test"]["CIDEr"] > 1.0
@@ -316,7 +318,9 @@ def test_cli_trains_on_two_folders_with_split_files_in_bfloat16(two_folders, tra
     code = main(["evaluate", *data, "--model", str(out), "--split", "test", "--captions-out", str(scored),
                  "--no-java", "--beam", "1"])
     assert code == 0, capsys.readouterr().err
-    assert sorted(json.loads(line)["image"] for line in scored.read_text().splitlines()) == sorted(splits["test"])
+    scored_records = [json.loads(line) for line in scored.read_text().splitlines()]
+    assert sorted(r["image"] for r in scored_records) == sorted(splits["test"])
+    assert all(list(r) == list(RECORD_KEYS) for r in scored_records)  # the one record schema
 
 
 def test_an_unknown_precision_is_refused(shapes_data, tmp_path):
