@@ -5,6 +5,17 @@
 vocabulary, and the shapes stored in each weights file) and fails with one
 sentence naming the file and the problem. Only then does the Captioner build
 anything.
+
+Every number the manifest states is bounded (core.limits) before anything is allocated,
+and every file it names must resolve inside the bundle folder: a symlink out of the folder
+is refused, so a bundle can neither hash nor load a file elsewhere.
+
+The manifest carries no checksum of its own, on purpose. A checksum kept in the same
+folder proves nothing against tampering: whoever can edit the manifest can edit its
+checksum too. Accidental damage to the manifest fails its JSON parse or its field checks;
+damage to any other file fails that file's size or sha256. Proving who made a bundle would
+take a signature checked against a key that is not in the bundle, which is a separate
+feature, not a checksum.
 """
 
 from __future__ import annotations
@@ -18,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from imgcap_desktop.core import limits
 from imgcap_desktop.core.encoders import ENCODERS, EncoderSpec
 from imgcap_desktop.core.errors import BundleError
 from imgcap_desktop.core.families import get_family, known_families
@@ -129,6 +141,16 @@ def _weights_shapes(path: Path) -> list[tuple[int, ...]]:
     return shapes
 
 
+def _check_parameter_count(weights: Path, count: int, root: Path) -> None:
+    """A weights file stores at least a byte per parameter (float16 takes two): one that
+    declares more parameters than it has bytes is sparse or hostile, and would be a huge
+    allocation when loaded."""
+    size = weights.stat().st_size
+    if count > limits.MAX_PARAMETERS or count > size:
+        raise BundleError(f"{weights.name} in {root.name}: the configuration needs {count:,} parameters but the file "
+                          f"holds only {size:,} bytes; it cannot be a real weights file for this model.")
+
+
 def read_bundle(path: str | os.PathLike, *, keras_weights: bool = True) -> Bundle:
     """Validate the bundle at ``path``.
 
@@ -153,9 +175,9 @@ def read_bundle(path: str | os.PathLike, *, keras_weights: bool = True) -> Bundl
         raise BundleError(f"{where}: unknown model family '{manifest.family}' "
                           f"(this version knows {', '.join(known_families())}).")
     family = get_family(manifest.family)
-    problem = family.check_config(manifest.family_config)
+    problem = family.check_config(manifest.family_config) or limits.decoding_problem("", manifest.decoding)
     if problem:
-        raise BundleError(f"{where}: {problem}.")
+        raise BundleError(f"{where}: {problem.lstrip(': ')}.")
     spec = ENCODERS.get(manifest.encoder)
     if spec is None:
         raise BundleError(f"{where}: unknown image encoder '{manifest.encoder}' "
@@ -169,10 +191,14 @@ def read_bundle(path: str | os.PathLike, *, keras_weights: bool = True) -> Bundl
         if name not in manifest.files:
             raise BundleError(f"{where}: {name} is used but not listed under 'files' with its checksum.")
     optional = set() if keras_weights else {manifest.weights, manifest.encoder_weights}
+    inside = root.resolve()
     for name, entry in manifest.files.items():
-        if Path(name).is_absolute() or ".." in Path(name).parts:
+        if not isinstance(name, str) or Path(name).is_absolute() or ".." in Path(name).parts:
             raise BundleError(f"{where}: file name {name!r} points outside the bundle.")
         file = root / name
+        if (file.exists() or file.is_symlink()) and not file.resolve().is_relative_to(inside):
+            raise BundleError(f"{name} in {root.name} is a link to {file.resolve()}, outside the bundle folder; "
+                              f"a bundle may only use its own files.")
         if name in optional and not file.exists():
             continue
         if not file.is_file():
@@ -187,6 +213,10 @@ def read_bundle(path: str | os.PathLike, *, keras_weights: bool = True) -> Bundl
             raise BundleError(f"{name} in {root.name} does not match its sha256 in the manifest: "
                               f"the file was changed or corrupted.")
 
+    weight_spec = family.weight_spec(manifest.family_config)
+    if (root / manifest.weights).exists():
+        _check_parameter_count(root / manifest.weights, limits.parameter_count(weight_spec.shapes), root)
+
     vocabulary = Vocabulary.from_json(root / manifest.vocabulary)
     size = manifest.family_config.get("vocab_size")
     if size != vocabulary.size:
@@ -199,7 +229,7 @@ def read_bundle(path: str | os.PathLike, *, keras_weights: bool = True) -> Bundl
 
     if not (root / manifest.weights).exists():
         return Bundle(root, manifest, vocabulary)  # only when keras_weights=False (see above)
-    mismatch = family.weight_spec(manifest.family_config).mismatch(_weights_shapes(root / manifest.weights))
+    mismatch = weight_spec.mismatch(_weights_shapes(root / manifest.weights))
     if mismatch:
         raise BundleError(f"{manifest.weights} in {root.name} does not fit a '{manifest.family}' model with this "
                           f"configuration: {mismatch}.")

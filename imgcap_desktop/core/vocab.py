@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from imgcap_desktop.core import limits
 from imgcap_desktop.core.errors import BundleError, UnsafePickleError
 
 __all__ = ["Vocabulary", "load_legacy_tokenizer", "KERAS_DEFAULT_FILTERS"]
@@ -221,6 +222,9 @@ class Vocabulary:
         words = data.get("words")
         if not isinstance(words, list) or not words:
             raise _error(path, "has no 'words' list")
+        if len(words) > limits.MAX_VOCABULARY + 1:
+            raise _error(path, f"is invalid: 'words' holds {len(words):,} entries, more than the "
+                               f"{limits.MAX_VOCABULARY:,} a caption model can use")
         if words[0] is not None:
             raise _error(path, f"is invalid: words[0] must be null (padding), not {words[0]!r}")
         seen: dict[str, int] = {}
@@ -394,6 +398,11 @@ def _error(path: Path, what: str, cls: type[BundleError] = BundleError) -> Bundl
 
 def _read_bytes(path: Path) -> bytes:
     try:
+        size = path.stat().st_size
+        if size > limits.MAX_VOCABULARY_BYTES:
+            # A vocabulary of the largest allowed size is a few MB; this one would be parsed for seconds.
+            raise _error(path, f"is {size:,} bytes, far more than any vocabulary "
+                               f"(the limit is {limits.MAX_VOCABULARY_BYTES:,})")
         return path.read_bytes()
     except FileNotFoundError:
         raise _error(path, f"does not exist (looked in {path.parent})") from None
@@ -458,6 +467,9 @@ def load_legacy_tokenizer(
             raise _error(path, f"has a corrupt word_index: {word!r} has id {idx!r}")
         if idx in by_id:
             raise _error(path, f"has a corrupt word_index: {by_id[idx]!r} and {word!r} share id {idx}")
+        if idx > limits.MAX_LEGACY_ID:
+            # Keras numbers words 1..len(word_index); a huge id would be a list of that many entries.
+            raise _error(path, f"has a corrupt word_index: {word!r} has id {idx:,}, above {limits.MAX_LEGACY_ID:,}")
         by_id[idx] = word
     words: list[str | None] = [None] * (max(by_id) + 1)
     for idx, word in by_id.items():

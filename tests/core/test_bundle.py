@@ -186,3 +186,79 @@ def test_read_bundle_does_not_import_tensorflow(seed_bundle):
     assert done.returncode == 0, done.stderr
     assert "heavy: []" in done.stdout
     assert done.stdout.startswith("seed ")
+
+
+# --- hostile numbers and links (checked before anything is allocated) -------------------
+
+
+def test_a_beam_of_a_million_is_refused(bundle):
+    data = _manifest(bundle)
+    data["decoding"]["beam"] = 1_000_000
+    _write(bundle, data)
+    _fails(bundle, "decoding.beam is 1,000,000", "from 1 to 10")
+
+
+def test_an_lstm_of_20000_units_is_refused_before_the_weights_are_read(tmp_path):
+    from imgcap_desktop.core.paths import default_bundle_dir
+
+    out = tmp_path / "big"
+    out.mkdir()
+    data = json.loads((default_bundle_dir() / MANIFEST).read_text())
+    data["family_config"]["units"] = 20_000
+    _write(out, data)  # no weight files at all: the configuration alone is refused
+    _fails(out, "family_config.units is 20,000", "from 1 to 8,192")
+
+
+def test_a_sparse_weights_file_declaring_a_huge_model_is_refused(bundle):
+    """Matching shapes, but no data behind them: loading it would allocate the whole model."""
+    import h5py
+
+    from imgcap_desktop.core.families import get_family
+
+    data = _manifest(bundle)
+    data["family_config"]["vocab_size"] = 150_000
+    weights = bundle / data["weights"]
+    weights.unlink()
+    spec = get_family("seed").weight_spec(data["family_config"])
+    with h5py.File(weights, "w") as f:
+        for i, shape in enumerate(spec.shapes):
+            f.create_dataset(f"w{i}", shape=shape, dtype="float32")  # never written: not stored
+    data["files"][data["weights"]] = {"sha256": _sha(weights), "size": weights.stat().st_size}
+    _write(bundle, data)
+    message = _fails(bundle, "parameters but the file holds only")
+    assert data["weights"] in message
+
+
+def _sha(path: Path) -> str:
+    from imgcap_desktop.core.bundle import sha256_of
+
+    return sha256_of(path)
+
+
+def test_a_symlinked_file_outside_the_bundle_is_refused(bundle, tmp_path):
+    data = _manifest(bundle)
+    outside = tmp_path / "elsewhere" / "vocab.json"
+    outside.parent.mkdir()
+    shutil.move(bundle / data["vocabulary"], outside)
+    (bundle / data["vocabulary"]).symlink_to(outside)
+    _fails(bundle, "outside the bundle folder", data["vocabulary"])
+
+
+def test_a_symlinked_folder_cannot_make_the_manifest_hash_files_elsewhere(bundle, tmp_path):
+    secret = tmp_path / "private"
+    secret.mkdir()
+    (secret / "passwd").write_text("root:x:0:0\n")
+    (bundle / "etc").symlink_to(secret)
+    data = _manifest(bundle)
+    data["files"]["etc/passwd"] = {"sha256": _sha(secret / "passwd")}
+    _write(bundle, data)
+    _fails(bundle, "etc/passwd", "outside the bundle folder")
+
+
+def test_a_symlink_that_stays_inside_the_bundle_is_fine(bundle):
+    data = _manifest(bundle)
+    vocab = data["vocabulary"]
+    (bundle / "shared").mkdir()
+    shutil.move(bundle / vocab, bundle / "shared" / vocab)
+    (bundle / vocab).symlink_to(Path("shared") / vocab)
+    assert read_bundle(bundle).vocabulary.size > 0

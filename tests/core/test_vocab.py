@@ -503,3 +503,30 @@ def test_vocab_module_does_not_import_keras():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             cwd=Path(__file__).resolve().parents[2], timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("huge", [10**12, 5 * 10**7])
+def test_a_word_id_far_beyond_any_vocabulary_is_refused_without_allocating(Tokenizer, tmp_path, huge):
+    tokenizer = fit(Tokenizer)
+    tokenizer.word_index["dog"] = huge
+    with pytest.raises(BundleError, match=f"'dog' has id {huge:,}, above 1,000,000"):
+        load_legacy_tokenizer(dump(tmp_path, tokenizer))
+
+
+def test_a_vocabulary_with_millions_of_words_is_refused_before_it_is_built(tmp_path):
+    path = tmp_path / "vocab.json"
+    words = [None] + [f"w{i}" for i in range(300_000)]
+    path.write_text(json.dumps({"format": "imgcap-vocab", "version": 1, "words": words}))
+    with pytest.raises(BundleError, match="300,001 entries, more than the 200,000"):
+        Vocabulary.from_json(path)
+
+
+def test_a_vocabulary_file_of_gigabytes_is_refused_before_it_is_read(tmp_path):
+    path = tmp_path / "vocab.json"
+    with path.open("wb") as fh:
+        fh.truncate(3 * 1024**3)  # sparse: costs no disk, but read whole it would be 3 GB
+    with pytest.raises(BundleError, match="far more than any vocabulary"):
+        Vocabulary.from_json(path)
+    (tmp_path / "tokenizer.pkl").symlink_to(path)
+    with pytest.raises(BundleError, match="far more than any vocabulary"):
+        load_legacy_tokenizer(tmp_path / "tokenizer.pkl")

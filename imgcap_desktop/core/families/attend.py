@@ -8,6 +8,7 @@ so what was trained is exactly what decodes.
 
 from __future__ import annotations
 
+from imgcap_desktop.core import limits
 from imgcap_desktop.core.families.base import Family, StepOutput, TensorStepModel, WeightSpec
 
 DEFAULTS = {
@@ -255,8 +256,18 @@ class AttendFamily(Family):
         for key in DEFAULTS:
             if key in config and not isinstance(config[key], (int, float)):
                 return f"family_config.{key} must be a number"
-        if not isinstance(config.get("members", 1), int) or not 1 <= config.get("members", 1) <= 8:
-            return "family_config.members must be an integer from 1 to 8"
+        if not isinstance(config.get("members", 1), int) or not 1 <= config.get("members", 1) <= limits.MAX_MEMBERS:
+            return f"family_config.members must be an integer from 1 to {limits.MAX_MEMBERS}"
+        # Bounded before anything is built: a hostile manifest must not be a 14 GB allocation.
+        bounds = {"vocab_size": limits.MAX_VOCABULARY, "max_length": limits.MAX_LENGTH,
+                  "feature_dim": limits.MAX_FEATURE_DIM, "grid_cells": limits.MAX_GRID_CELLS,
+                  "classes": limits.MAX_CLASSES, "embed_dim": limits.MAX_WIDTH, "proj_dim": limits.MAX_WIDTH,
+                  "attention_dim": limits.MAX_WIDTH, "units": limits.MAX_WIDTH, "output_dim": limits.MAX_WIDTH}
+        for key, high in bounds.items():
+            if key in config:
+                problem = limits.integer_problem("family_config", key, config[key], 1, high)
+                if problem:
+                    return problem.replace("family_config: ", "family_config.", 1)
         return None
 
     @classmethod

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from imgcap_desktop.core import limits
 from imgcap_desktop.core.errors import BundleError
 from imgcap_desktop.core.families.base import Family, StepOutput, TensorStepModel, WeightSpec
 
@@ -203,6 +204,11 @@ class SeedFamily(Family):
         for key in ("vocab_size", "max_length", "feature_dim"):
             if not isinstance(config.get(key), int) or config[key] <= 0:
                 return f"family_config.{key} must be a positive integer"
+        for key, high in (("vocab_size", limits.MAX_VOCABULARY), ("max_length", limits.MAX_LENGTH),
+                          ("feature_dim", limits.MAX_FEATURE_DIM)):
+            problem = limits.integer_problem("family_config", key, config[key], 1, high)
+            if problem:
+                return problem.replace("family_config: ", "family_config.", 1)
         return None
 
     @classmethod
