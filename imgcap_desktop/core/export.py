@@ -15,6 +15,7 @@ import json
 import os
 import secrets
 import stat
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -123,6 +124,64 @@ def _remove_quietly(path: Path) -> None:
         path.unlink()
 
 
+# Our temporary files: ".NAME.imgcap-PID-RANDOM.tmp" beside the target, so that the rename
+# into place stays on one filesystem. A process killed mid-write leaves one behind; the name
+# says it is ours and which process made it, so the next write in that folder removes it.
+_TMP_MARK = ".imgcap-"
+_STALE_AFTER_S = 24 * 3600  # a pid can be reused: past a day, a leftover is stale whoever has the pid
+_swept: set[str] = set()
+
+
+def _temp_name(target: Path) -> Path:
+    return target.parent / f".{target.name}{_TMP_MARK}{os.getpid()}-{secrets.token_hex(4)}.tmp"
+
+
+def _owner_gone(pid: int) -> bool:
+    if pid == os.getpid():
+        return False
+    if os.name == "nt":
+        return False  # no cheap liveness check: age alone decides
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # alive, someone else's
+    return False
+
+
+def sweep_stale_temporaries(folder: Path) -> list[Path]:
+    """Remove the temporary files that killed imgcap processes left in ``folder``; returns them."""
+    removed = []
+    now = time.time()
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        name = entry.name
+        if not (name.startswith(".") and name.endswith(".tmp") and _TMP_MARK in name):
+            continue
+        try:
+            pid = int(name.rsplit(_TMP_MARK, 1)[1].split("-", 1)[0])
+            age = now - entry.stat(follow_symlinks=False).st_mtime
+        except (ValueError, OSError):
+            continue
+        if (_owner_gone(pid) or age > _STALE_AFTER_S) and entry.is_file(follow_symlinks=False):
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+    return removed
+
+
+def _sweep_once(folder: Path) -> None:
+    # Once per folder and process: Save All over a folder of thousands must not rescan it each time.
+    key = os.path.abspath(folder)
+    if key not in _swept:
+        _swept.add(key)
+        sweep_stale_temporaries(folder)
+
+
 @contextlib.contextmanager
 def atomic_writer(
     target: Path,
@@ -143,7 +202,8 @@ def atomic_writer(
     target = Path(target)
     check_writable(target)
     folder = target.parent
-    tmp = folder / f".{target.name}.{secrets.token_hex(4)}.tmp"
+    _sweep_once(folder)
+    tmp = _temp_name(target)
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     except OSError as exc:

@@ -187,3 +187,40 @@ def test_jsonl_unserialisable_record_leaves_nothing(tmp_path):
     with pytest.raises(TypeError):
         export_jsonl([{"x": object()}], out)
     assert names(tmp_path) == []
+
+
+# --- leftovers of a killed process ----------------------------------------------------
+
+_SLOW_WRITER = """
+import sys, time
+from pathlib import Path
+from imgcap_desktop.core.export import atomic_writer
+with atomic_writer(Path(sys.argv[1])) as fh:
+    fh.write(b"half of a photo")
+    fh.flush()
+    print("writing", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_temporary_file_left_by_a_killed_writer_is_removed_by_the_next_write(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(b"the original")
+    writer = subprocess.Popen([sys.executable, "-c", _SLOW_WRITER, str(photo)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline().strip() == "writing"
+    finally:
+        writer.send_signal(signal.SIGKILL)
+        writer.wait(30)
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    assert len(leftovers) == 1 and ".imgcap-" in leftovers[0]
+    assert photo.read_bytes() == b"the original"  # the kill changed no photo
+
+    # Someone else's file that merely looks similar is never touched.
+    (tmp_path / ".notes.tmp").write_text("not ours")
+    write_sidecar(photo, "a caption")
+    assert names(tmp_path) == sorted([".notes.tmp", "photo.jpg", "photo.txt"])
