@@ -14,6 +14,8 @@ No Qt and no TensorFlow here: the GUI, the CLI and training all share this modul
 from __future__ import annotations
 
 import errno
+import functools
+import io
 import os
 import re
 import stat
@@ -414,6 +416,46 @@ def _to_rgb(im: Image.Image, path: Path) -> Image.Image:
         raise CorruptImageError(path, _short(exc)) from exc
 
 
+# Modes littleCMS converts, and the mode each becomes (alpha kept, then flattened as usual).
+_ICC_OUTPUT = {"RGB": "RGB", "CMYK": "RGB", "L": "RGB", "RGBA": "RGBA", "LA": "RGBA"}
+
+
+@functools.lru_cache(maxsize=16)
+def _srgb_transform(profile: bytes, mode: str, output: str):
+    from PIL import ImageCms
+
+    source = ImageCms.ImageCmsProfile(io.BytesIO(profile))
+    if mode == "RGB" and "srgb" in ImageCms.getProfileDescription(source).casefold():
+        # Already sRGB: a round trip would only add rounding, and would move the old seed
+        # model's input away from the web app's (which ignored profiles) for most photos.
+        return None
+    return ImageCms.buildTransform(source, ImageCms.createProfile("sRGB"), mode, output,
+                                   renderingIntent=ImageCms.Intent.PERCEPTUAL)
+
+
+def _color_managed(im: Image.Image) -> Image.Image:
+    """Pixels through the photo's embedded ICC profile into sRGB, which is what the models
+    were trained on and what screens assume. Without it a CMYK JPEG's colours are far off
+    (and captions change: "white shirt" became "red shirt"), and wide-gamut photos look dull.
+    A profile that cannot be used is ignored: the photo still opens, with its colours as stored."""
+    profile = im.info.get("icc_profile")
+    output = _ICC_OUTPUT.get(im.mode)
+    if not profile or output is None:
+        return im
+    try:
+        source = im.convert("RGBA") if im.mode == "LA" else im  # littleCMS has no grey+alpha input
+        transform = _srgb_transform(bytes(profile), source.mode, output)
+        if transform is None:
+            return im
+        from PIL import ImageCms
+
+        converted = ImageCms.applyTransform(source, transform)
+    except Exception:  # noqa: BLE001 - a broken profile must not cost the photo
+        return im
+    converted.info = {k: v for k, v in im.info.items() if k != "icc_profile"}
+    return converted
+
+
 def _read_rgb(
     path: str | os.PathLike[str],
     max_pixels: int | None,
@@ -425,7 +467,7 @@ def _read_rgb(
         _plan_decode(im, path, max_pixels, draft_size)
         _decode(im, path)
         _apply_orientation(im)
-        return _to_rgb(im, path)
+        return _to_rgb(_color_managed(im), path)
 
 
 # --- public API ---------------------------------------------------------------

@@ -574,3 +574,76 @@ def test_under_the_default_limit_a_false_jpeg_header_costs_at_most_an_eighth(tmp
     monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: sizes.append(self.size) or real_load(self))
     assert load_rgb(path).size == (8125, 8125)
     assert set(sizes) == {(8125, 8125)}
+
+
+# --- colour profiles -------------------------------------------------------------------
+
+
+def _s15(value: float) -> bytes:
+    return struct.pack(">i", round(value * 65536))
+
+
+def _matrix_profile(red, green, blue) -> bytes:
+    """A minimal ICC v2 RGB display profile (matrix + gamma 2.2), built here so the tests need no
+    profile files. The colorants are the XYZ (D50) of the file's pure red, green and blue."""
+    def xyz(values):
+        return b"XYZ " + b"\0" * 4 + b"".join(_s15(v) for v in values)
+
+    text = b"imgcap test profile\0"
+    desc = b"desc" + b"\0" * 4 + struct.pack(">I", len(text)) + text + b"\0" * 8 + b"\0" * 3 + b"\0" * 67
+    curve = b"curv" + b"\0" * 4 + struct.pack(">IH", 1, 0x0233) + b"\0\0"
+    tags = [(b"desc", desc), (b"wtpt", xyz((0.9642, 1.0, 0.8249))), (b"rXYZ", xyz(red)), (b"gXYZ", xyz(green)),
+            (b"bXYZ", xyz(blue)), (b"rTRC", curve), (b"gTRC", curve), (b"bTRC", curve)]
+    offset = 128 + 4 + 12 * len(tags)
+    table, body = b"", b""
+    for sig, data in tags:
+        data += b"\0" * (-len(data) % 4)
+        table += sig + struct.pack(">II", offset + len(body), len(data))
+        body += data
+    size = offset + len(body)
+    header = (struct.pack(">I", size) + b"lcms" + struct.pack(">I", 0x02100000) + b"mntr" + b"RGB " + b"XYZ "
+              + struct.pack(">6H", 2020, 1, 1, 0, 0, 0) + b"acsp" + b"\0" * 24 + struct.pack(">I", 0)
+              + _s15(0.9642) + _s15(1.0) + _s15(0.8249) + b"\0" * 48)
+    assert len(header) == 128
+    return header + struct.pack(">I", len(tags)) + table + body
+
+
+SRGB_RED, SRGB_GREEN, SRGB_BLUE = (0.4361, 0.2225, 0.0139), (0.3851, 0.7169, 0.0971), (0.1431, 0.0606, 0.7141)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_an_embedded_profile_is_applied_in_the_model_input_and_the_preview(tmp_path, fmt):
+    # A profile whose "red" channel is really sRGB's blue, and the other way round.
+    swapped = _matrix_profile(SRGB_BLUE, SRGB_GREEN, SRGB_RED)
+    path = tmp_path / f"swapped.{fmt.lower()}"
+    Image.new("RGB", (64, 48), (230, 20, 20)).save(path, fmt, icc_profile=swapped, quality=95)
+    r, g, b = np.asarray(load_rgb(path), dtype=float).reshape(-1, 3).mean(axis=0)
+    assert b > 150 and r < 80, (r, g, b)  # shown and captioned blue, as the profile says
+    assert open_for_model(path, 32)[..., 2].mean() > 150
+    assert np.asarray(thumbnail(path, 16))[..., 2].mean() > 150
+
+
+def test_an_srgb_profile_changes_almost_nothing_and_a_broken_one_is_ignored(tmp_path):
+    path = tmp_path / "srgb.png"
+    Image.new("RGB", (8, 8), (200, 120, 40)).save(path, icc_profile=_matrix_profile(SRGB_RED, SRGB_GREEN, SRGB_BLUE))
+    assert np.abs(np.asarray(load_rgb(path), dtype=int) - (200, 120, 40)).max() <= 6  # gamma 2.2 vs sRGB's curve
+    from PIL import ImageCms
+
+    named = tmp_path / "named-srgb.jpg"
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    Image.new("RGB", (8, 8), (200, 120, 40)).save(named, icc_profile=srgb, quality=100)
+    plain = tmp_path / "plain.jpg"
+    Image.new("RGB", (8, 8), (200, 120, 40)).save(plain, quality=100)
+    assert np.array_equal(np.asarray(load_rgb(named)), np.asarray(load_rgb(plain)))  # sRGB is left as it is
+    broken = tmp_path / "broken-profile.png"
+    Image.new("RGB", (8, 8), (200, 120, 40)).save(broken, icc_profile=b"not a profile at all")
+    assert np.asarray(load_rgb(broken))[0, 0].tolist() == [200, 120, 40]
+
+
+def test_a_cmyk_jpeg_goes_through_its_profile(tmp_path):
+    profile = Path("/usr/share/color/icc/ghostscript/default_cmyk.icc")
+    if not profile.is_file():
+        pytest.skip("no CMYK profile on this machine (ghostscript's)")
+    path = tmp_path / "cmyk.jpg"
+    Image.new("CMYK", (16, 16), (0, 0, 0, 0)).save(path, icc_profile=profile.read_bytes())  # paper white
+    assert np.asarray(load_rgb(path)).min() > 230
