@@ -11,6 +11,7 @@ import csv
 import json
 import os
 import sys
+from pathlib import Path
 
 from imgcap_desktop import __version__
 from imgcap_desktop.core.errors import ImgcapError
@@ -118,21 +119,28 @@ def cmd_caption(args) -> int:
         return EXIT_ERROR
 
     from imgcap_desktop.core.captioner import Captioner
+    from imgcap_desktop.core.results import CaptionResult
 
     captioner = Captioner.load(args.model, encoder_weights=args.encoder_weights)
     writer = _RecordWriter(args.format, sys.stdout)
     failures = 0
-    results = captioner.caption_paths(found.images, **DecodeOptions.from_values(vars(args)).as_kwargs())
+    # A second name of one file (a symlink, a hard link) gets its own record, from one captioning.
+    copies: dict[Path, list[Path]] = {}
+    for copy, original in found.same_as.items():
+        copies.setdefault(original, []).append(copy)
+    unique = [p for p in found.images if p not in found.same_as]
+    results = captioner.caption_paths(unique, **DecodeOptions.from_values(vars(args)).as_kwargs())
     bar = None
     if not args.no_progress and len(found.images) >= PROGRESS_FROM:
         from tqdm import tqdm
 
         bar = tqdm(total=len(found.images), unit="photo", file=sys.stderr, dynamic_ncols=True)
-    for record in results:
-        failures += not record.ok
-        writer.write(record)
-        if bar is not None:
-            bar.update(1)
+    for first in results:
+        for record in [first] + [CaptionResult(p, first.caption, first.error) for p in copies.get(first.path, [])]:
+            failures += not record.ok
+            writer.write(record)
+            if bar is not None:
+                bar.update(1)
     if bar is not None:
         bar.close()
     sys.stdout.flush()

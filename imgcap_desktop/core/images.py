@@ -554,6 +554,9 @@ class CollectedFiles:
     images: list[Path] = field(default_factory=list)
     skipped: list[Path] = field(default_factory=list)
     unreadable_folders: list[Path] = field(default_factory=list)
+    #: image path -> the earlier path in ``images`` that is the same file (a symlink or hard
+    #: link to it): each path is listed, and a caller can caption the file once for both.
+    same_as: dict[Path, Path] = field(default_factory=dict)
 
 
 _DIGITS = re.compile(r"(\d+)")
@@ -587,13 +590,16 @@ def collect_images(paths: Iterable[str | os.PathLike[str]]) -> CollectedFiles:
     """
     result = CollectedFiles()
     seen_images: set[str] = set()
+    first_of_file: dict[str, Path] = {}
     seen_skipped: dict[str, Path] = {}
     visited_dirs: set[tuple[int, int]] = set()
 
     def keep_image(path: Path, *, explicit: bool) -> None:
-        key = _identity(path)
+        # Paths, not files, are what the caller reports on: two names of one file are two images.
+        key = os.path.normcase(os.path.abspath(path))
         if key in seen_images:
             return
+        same = _identity(path)
         if key in seen_skipped:
             if not explicit:
                 return
@@ -602,9 +608,13 @@ def collect_images(paths: Iterable[str | os.PathLike[str]]) -> CollectedFiles:
             result.skipped.remove(seen_skipped.pop(key))
         seen_images.add(key)
         result.images.append(path)
+        if same in first_of_file:
+            result.same_as[path] = first_of_file[same]
+        else:
+            first_of_file[same] = path
 
     def keep_skipped(path: Path) -> None:
-        key = _identity(path)
+        key = os.path.normcase(os.path.abspath(path))
         if key not in seen_images and key not in seen_skipped:
             seen_skipped[key] = path
             result.skipped.append(path)

@@ -158,3 +158,23 @@ def test_a_missing_path_is_reported_before_any_model_loads(tmp_path, capsys):
     assert code == 2
     assert f"imgcap: {tmp_path / 'missing'}: no such file or folder" in err
     assert "no images to caption" in err and "no-model" not in err and "failed" not in err
+
+
+def test_a_symlinked_copy_gets_its_own_record_from_one_captioning(seed_bundle, seed_assets, tmp_path, capsys,
+                                                                  monkeypatch):
+    from imgcap_desktop.core.captioner import Captioner
+
+    folder = tmp_path / "linked"
+    folder.mkdir()
+    shutil.copy(seed_assets["photos"][0], folder / "a.jpg")
+    (folder / "b.jpg").symlink_to(folder / "a.jpg")
+    asked = []
+    real = Captioner.caption_paths
+    monkeypatch.setattr(Captioner, "caption_paths", lambda self, paths, **kw: (asked.extend(paths), real(self, paths, **kw))[1])
+    code = main(["caption", str(folder), "--model", str(seed_bundle), "--format", "jsonl", "--beam", "1"])
+    out, _ = capsys.readouterr()
+    assert code == 0
+    records = {Path(r["image"]).name: r for r in map(json.loads, out.splitlines())}
+    assert set(records) == {"a.jpg", "b.jpg"}
+    assert records["b.jpg"]["caption"] == records["a.jpg"]["caption"] and records["b.jpg"]["status"] == "done"
+    assert [p.name for p in asked] == ["a.jpg"]  # captioned once

@@ -494,14 +494,16 @@ def test_collect_images_survives_symlink_loops(tmp_path):
     os.symlink(root, root / "sub" / "back_to_root")  # directory cycle
     os.symlink(root / "x.jpg", root / "y.jpg")  # file link loop
     os.symlink(root / "y.jpg", root / "x.jpg")
-    os.symlink(root / "a.png", root / "same_as_a.png")  # duplicate by real path
+    os.symlink(root / "a.png", root / "same_as_a.png")  # a second name of a.png
 
     found = collect_images([root, root / "x.jpg"])  # a loop followed would hang: the timeout marker fails it
     names = [p.relative_to(root).as_posix() for p in found.images]
-    assert names == ["a.png", "x.jpg", "y.jpg", "sub/b.png"]
+    # Every path is an image to report on, the second name of a file too, marked as such.
+    assert names == ["a.png", "same_as_a.png", "x.jpg", "y.jpg", "sub/b.png"]
+    assert found.same_as == {root / "same_as_a.png": root / "a.png"}
     # The loop entries are handed on so loading them produces an error record.
     with pytest.raises(UnreadableFileError):
-        load_rgb(found.images[1])
+        load_rgb(found.images[2])
 
 
 def test_collect_images_empty_input():
