@@ -157,6 +157,8 @@ def _open_regular_file(path: Path) -> Iterator[BinaryIO]:
         flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
         fd = os.open(path, flags)
     except OSError as exc:
+        if exc.errno == errno.ENOENT and os.path.islink(path):
+            raise UnreadableFileError(path, f"it is a link to {os.readlink(path)}, which does not exist") from exc
         raise UnreadableFileError(path, _os_error_detail(exc)) from exc
     try:
         _refuse_non_regular(path, os.fstat(fd).st_mode)

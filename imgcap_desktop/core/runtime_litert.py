@@ -20,6 +20,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -118,8 +119,13 @@ def choose_runtime(bundle: Bundle, requested: str = "auto", *, encoder_override:
             raise BundleError(problem + ".")
         return "litert"
     # auto
-    if has_tf:  # IMGCAP_RUNTIME=litert, but the export cannot be used: Keras can
-        return "keras" if problem else "litert"
+    if has_tf:  # IMGCAP_RUNTIME=litert, but the export cannot be used: Keras can, and the user is told
+        if problem:
+            logging.getLogger("imgcap").warning(
+                "imgcap: %s=litert was asked for, but %s; running on Keras (TensorFlow) instead.",
+                ENV_RUNTIME, problem.split(": ", 1)[-1])
+            return "keras"
+        return "litert"
     if problem:
         raise BundleError(f"{problem}; this build of imgcap has no TensorFlow and runs models on LiteRT only.")
     return "litert"

@@ -391,6 +391,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
 
 def _error(path: Path, what: str, cls: type[BundleError] = BundleError) -> BundleError:
+    # One line whatever the detail held: an exception's text from a hostile pickle can span several.
+    what = " ".join(what.split())
     exc = cls(f"{path.name}: {what}" + ("" if what.endswith(".") else "."))
     exc.path = path  # type: ignore[attr-defined]
     return exc

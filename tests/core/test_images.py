@@ -649,3 +649,10 @@ def test_a_cmyk_jpeg_goes_through_its_profile(tmp_path):
     path = tmp_path / "cmyk.jpg"
     Image.new("CMYK", (16, 16), (0, 0, 0, 0)).save(path, icc_profile=profile.read_bytes())  # paper white
     assert np.asarray(load_rgb(path)).min() > 230
+
+
+def test_a_dangling_symlink_says_where_it_points(tmp_path):
+    link = tmp_path / "a.jpg"
+    link.symlink_to(tmp_path / "gone" / "a.jpg")
+    err = expect_error(UnreadableFileError, link)
+    assert "it is a link to" in str(err) and "gone/a.jpg, which does not exist" in str(err)

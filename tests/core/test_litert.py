@@ -135,7 +135,7 @@ def test_batch_of_one_and_attention(both):
     np.testing.assert_allclose(b.attention, a.attention, atol=1e-4)
 
 
-def test_stale_export_is_refused(exported, tmp_path, monkeypatch):
+def test_stale_export_is_refused(exported, tmp_path, monkeypatch, caplog):
     from imgcap_desktop.core.bundle import read_bundle
     from imgcap_desktop.core.captioner import Captioner
     from imgcap_desktop.core.errors import BundleError
@@ -149,9 +149,12 @@ def test_stale_export_is_refused(exported, tmp_path, monkeypatch):
     assert "another version of the model" in export_problem(copy)
     with pytest.raises(BundleError, match="export-litert"):
         Captioner.load(copy, runtime="litert")
-    # auto falls back to Keras while TensorFlow is there, even when LiteRT is asked for by environment
+    # auto falls back to Keras while TensorFlow is there, even when LiteRT is asked for by
+    # environment, and says so rather than silently
     monkeypatch.setenv("IMGCAP_RUNTIME", "litert")
-    assert choose_runtime(read_bundle(copy), "auto") == "keras"
+    with caplog.at_level("WARNING", logger="imgcap"):
+        assert choose_runtime(read_bundle(copy), "auto") == "keras"
+    assert "IMGCAP_RUNTIME=litert was asked for" in caplog.text and "running on Keras" in caplog.text
     monkeypatch.delenv("IMGCAP_RUNTIME")
     # ... and refuses it in a build without TensorFlow
     monkeypatch.setattr("imgcap_desktop.core.runtime_litert.tensorflow_available", lambda: False)

@@ -530,3 +530,21 @@ def test_a_vocabulary_file_of_gigabytes_is_refused_before_it_is_read(tmp_path):
     (tmp_path / "tokenizer.pkl").symlink_to(path)
     with pytest.raises(BundleError, match="far more than any vocabulary"):
         load_legacy_tokenizer(tmp_path / "tokenizer.pkl")
+
+
+def test_every_refusal_is_one_line_even_when_the_pickles_own_text_is_not(tmp_path, monkeypatch):
+    from imgcap_desktop.core import vocab as vocab_module
+
+    class Breaks:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def load(self):
+            raise ValueError("first line\nsecond line\n\tthird")
+
+    monkeypatch.setattr(vocab_module, "_RestrictedUnpickler", Breaks)
+    path = tmp_path / "tokenizer.pkl"
+    path.write_bytes(b"garbage")
+    with pytest.raises(BundleError) as info:
+        load_legacy_tokenizer(path)
+    assert "\n" not in str(info.value) and "first line second line third" in str(info.value)
