@@ -656,3 +656,19 @@ def test_a_dangling_symlink_says_where_it_points(tmp_path):
     link.symlink_to(tmp_path / "gone" / "a.jpg")
     err = expect_error(UnreadableFileError, link)
     assert "it is a link to" in str(err) and "gone/a.jpg, which does not exist" in str(err)
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "WEBP", "PNG"])
+def test_an_animation_with_a_canvas_far_beyond_any_real_one_is_refused_before_decoding(tmp_path, monkeypatch, fmt):
+    from imgcap_desktop.core import images
+
+    path = tmp_path / f"anim.{fmt.lower()}"
+    frames = [Image.new("RGB", (200, 20), c) for c in ((255, 0, 0), (0, 0, 255))]
+    frames[0].save(path, fmt, save_all=True, append_images=frames[1:], duration=100)
+    assert load_rgb(path).size == (200, 20)
+    monkeypatch.setattr(images, "MAX_ANIMATION_PIXELS", 1_000)  # 4,000 pixels is now "huge"
+    err = expect_error(ImageTooLargeError, path)
+    assert "an animation of 200 x 20 pixels" in str(err)
+    still = tmp_path / f"still.{fmt.lower()}"
+    frames[0].save(still, fmt)
+    assert load_rgb(still).size == (200, 20)  # a still image of that size is no animation
