@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench package selftest clean
+.PHONY: run test fuzz bench package selftest clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,12 @@ run: $(STAMP)
 
 test: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
+
+# The fuzz suite at length: 50,000 mutated inputs per reader and seed (CI runs 2,000).
+fuzz: $(STAMP)
+	for seed in 1 2 3; do for target in images metadata vocabulary pickle bundle; do \
+		IMGCAP_FUZZ_CASES=50000 IMGCAP_FUZZ_SEED=$$seed $(BIN)/python -m pytest -q -p no:cacheprovider tests/core/test_fuzz.py -k $$target || exit 1; \
+	done; done
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_seed_decoding.py

@@ -98,18 +98,35 @@ class Manifest:
         if version != FORMAT_VERSION:
             raise BundleError(f"{where}: bundle format version {version} is not supported by this version "
                               f"of imgcap (it reads version {FORMAT_VERSION}).")
+        def optional(obj, key, kind, default, label=None):
+            value = obj.get(key)
+            if value is None:
+                return default
+            if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+                raise BundleError(f"{where}: the manifest's '{label or key}' has the wrong type.")
+            return value
+
+        def all_of(items, kind, label):
+            if not all(isinstance(v, kind) and not isinstance(v, bool) for v in items):
+                raise BundleError(f"{where}: the manifest's '{label}' has the wrong type.")
+
         encoder = need(data, "encoder", dict)
+        tokens = need(data, "tokens", dict)
+        all_of(tokens.values(), str, "tokens")
+        files = need(data, "files", dict)
+        feature_shape = need(encoder, "feature_shape", list, "encoder.feature_shape")
+        all_of(feature_shape, int, "encoder.feature_shape")
         return cls(
-            name=need(data, "name", str), description=data.get("description", "") or "",
+            name=need(data, "name", str), description=optional(data, "description", str, ""),
             family=need(data, "family", str), family_config=need(data, "family_config", dict),
             encoder=need(encoder, "name", str, "encoder.name"),
-            feature_shape=need(encoder, "feature_shape", list, "encoder.feature_shape"),
-            encoder_weights=encoder.get("weights"),
+            feature_shape=feature_shape,
+            encoder_weights=optional(encoder, "weights", str, None, "encoder.weights"),
             max_length=need(data, "max_length", int),
             vocabulary=need(data, "vocabulary", str), weights=need(data, "weights", str),
-            tokens=need(data, "tokens", dict), decoding=data.get("decoding") or {},
-            files=need(data, "files", dict), provenance=data.get("provenance") or {},
-            metrics=data.get("metrics") or {},
+            tokens=tokens, decoding=optional(data, "decoding", dict, {}),
+            files=files, provenance=optional(data, "provenance", dict, {}),
+            metrics=optional(data, "metrics", dict, {}),
         )
 
 

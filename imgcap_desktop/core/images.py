@@ -167,13 +167,33 @@ def _open_regular_file(path: Path) -> Iterator[BinaryIO]:
             raise UnreadableFileError(path, f"it is a link to {os.readlink(path)}, which does not exist") from exc
         raise UnreadableFileError(path, _os_error_detail(exc)) from exc
     try:
-        _refuse_non_regular(path, os.fstat(fd).st_mode)
-        handle = os.fdopen(fd, "rb")
+        info = os.fstat(fd)
+        _refuse_non_regular(path, info.st_mode)
+        handle = _SizedReader(io.FileIO(fd, "rb"), info.st_size)
     except BaseException:
         os.close(fd)
         raise
     with handle:
         yield handle
+
+
+class _SizedReader(io.BufferedReader):
+    """A file that never allocates for more bytes than it has left.
+
+    ``read(n)`` sets aside n bytes before reading; Pillow asks for a chunk's declared length,
+    so a 119-byte PNG whose IDAT claims 4 GB asked for a 4 GB buffer (a MemoryError, or a
+    4 GB commit on Windows) to read nothing."""
+
+    def __init__(self, raw, size: int):
+        super().__init__(raw)
+        self._size = size
+
+    def read(self, n: int | None = -1) -> bytes:
+        if n is not None and n > 0:
+            n = min(n, max(self._size - self.tell(), 0))
+            if n == 0:
+                return b""
+        return super().read(n)
 
 
 def _short(exc: BaseException) -> str:
@@ -261,6 +281,14 @@ def _identify(handle: BinaryIO, path: Path, max_pixels: int | None) -> Image.Ima
 _JPEG_SCALES = (2, 4, 8)
 
 
+def _is_animated(im: Image.Image) -> bool:
+    try:
+        # GIF finds out by reading ahead to the second frame, which a damaged file may not have.
+        return bool(getattr(im, "is_animated", False))
+    except Exception:  # noqa: BLE001 - the decode that follows reports the damage
+        return False
+
+
 def _plan_decode(im: Image.Image, path: Path, max_pixels: int | None, draft_size: tuple[int, int] | None) -> None:
     """Decide, on the header's size and before a single pixel is decoded, how big the decode is.
 
@@ -272,7 +300,7 @@ def _plan_decode(im: Image.Image, path: Path, max_pixels: int | None, draft_size
     """
     width, height = im.size
     request = draft_size
-    if max_pixels is not None and getattr(im, "is_animated", False) and width * height > MAX_ANIMATION_PIXELS:
+    if max_pixels is not None and width * height > MAX_ANIMATION_PIXELS and _is_animated(im):
         raise ImageTooLargeError(path, f"an animation of {width} x {height} pixels; the limit for animations "
                                        f"is {MAX_ANIMATION_PIXELS:,} pixels")
     if max_pixels is not None and width * height > max_pixels:

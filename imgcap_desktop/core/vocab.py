@@ -23,6 +23,7 @@ import json
 import operator
 import os
 import pickle
+import pickletools
 import tempfile
 from collections import Counter, OrderedDict, defaultdict
 from dataclasses import dataclass, field
@@ -414,10 +415,27 @@ def _read_bytes(path: Path) -> bytes:
         raise _error(path, f"cannot be read ({exc.strerror or exc})") from None
 
 
+_MEMO_OPS = frozenset({"PUT", "BINPUT", "LONG_BINPUT", "GET", "BINGET", "LONG_BINGET"})
+#: Memo slots a tokenizer pickle may use: one per stored object, a few per word.
+_MAX_MEMO = 5_000_000
+
+
+def _check_opcodes(data: bytes, path: Path) -> None:
+    """Read the opcodes without running them. The C unpickler sizes its memo table by the
+    largest index it is given: one LONG_BINPUT of 1.9 billion in a 2 KB file asks for 15 GB."""
+    try:
+        for op, arg, _ in pickletools.genops(data):
+            if op.name in _MEMO_OPS and isinstance(arg, int) and arg > _MAX_MEMO:
+                raise _error(path, f"is not a valid pickle (it refers to memo slot {arg:,})")
+    except ValueError as exc:
+        raise _error(path, f"is not a valid pickle or is truncated ({exc})") from None
+
+
 def _unpickle_tokenizer_state(path: Path) -> dict[str, Any]:
     data = _read_bytes(path)
     if not data:
         raise _error(path, "is empty")
+    _check_opcodes(data, path)
     try:
         obj = _RestrictedUnpickler(io.BytesIO(data), encoding="utf-8").load()
     except _UnsafeCall as exc:

@@ -672,3 +672,40 @@ def test_an_animation_with_a_canvas_far_beyond_any_real_one_is_refused_before_de
     still = tmp_path / f"still.{fmt.lower()}"
     frames[0].save(still, fmt)
     assert load_rgb(still).size == (200, 20)  # a still image of that size is no animation
+
+
+# --- found by the fuzz suite (tests/support/fuzz.py) -------------------------------------
+
+
+def test_a_png_chunk_claiming_gigabytes_allocates_nothing_for_it(tmp_path):
+    import resource
+    import subprocess
+
+    path = tmp_path / "claims.png"
+    good = io.BytesIO()
+    Image.new("RGB", (48, 32), (1, 2, 3)).save(good, "PNG")
+    data = bytearray(good.getvalue())
+    idat = data.index(b"IDAT") - 4
+    data[idat:idat + 4] = struct.pack(">I", 0xFF00003E)  # 4.28 GB of image data, in a 119-byte file
+    path.write_bytes(bytes(data[:idat + 8]) + b"\0" * 30)
+    script = ("import resource, sys\n"
+              "resource.setrlimit(resource.RLIMIT_AS, (1024 * 2**20,) * 2)\n"
+              "from imgcap_desktop.core.images import load_rgb\n"
+              "from imgcap_desktop.core.errors import ImageLoadError\n"
+              f"try:\n    load_rgb({str(path)!r})\nexcept ImageLoadError as exc:\n    print(exc)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "memory" not in done.stdout and "claims.png" in done.stdout
+    assert resource  # the cap is what makes a 4 GB request fail here
+
+
+def test_a_gif_that_ends_before_its_second_frame_is_corrupt_not_a_crash(tmp_path):
+    frames = [Image.new("RGB", (32, 32), c) for c in ((255, 0, 0), (0, 255, 0))]
+    buf = io.BytesIO()
+    frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:])
+    path = tmp_path / "cut.gif"
+    path.write_bytes(buf.getvalue()[: len(buf.getvalue()) - 40])
+    try:
+        load_rgb(path)
+    except ImageLoadError:
+        pass

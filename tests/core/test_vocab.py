@@ -544,7 +544,22 @@ def test_every_refusal_is_one_line_even_when_the_pickles_own_text_is_not(tmp_pat
 
     monkeypatch.setattr(vocab_module, "_RestrictedUnpickler", Breaks)
     path = tmp_path / "tokenizer.pkl"
-    path.write_bytes(b"garbage")
+    path.write_bytes(pickle.dumps({}))  # well-formed opcodes, so the patched unpickler is reached
     with pytest.raises(BundleError) as info:
         load_legacy_tokenizer(path)
     assert "\n" not in str(info.value) and "first line second line third" in str(info.value)
+
+
+def test_a_memo_index_of_billions_is_refused_before_unpickling(Tokenizer, tmp_path):
+    """The C unpickler sizes its memo table by the index: LONG_BINPUT 1.9e9 would ask for 15 GB."""
+    data = pickle.dumps(fit(Tokenizer), protocol=2)  # protocol 2: no frames, so no offsets to fix
+    at = next(pos for op, _, pos in pickletools.genops(data) if op.name == "BINPUT")
+    crafted = data[:at] + b"r" + struct.pack("<I", 1_868_783_460) + data[at + 2:]  # BINPUT n -> LONG_BINPUT
+    with pytest.raises(BundleError, match="memo slot 1,868,783,460"):
+        load_legacy_tokenizer(dump_bytes(tmp_path, crafted))
+
+
+def dump_bytes(tmp_path: Path, data: bytes) -> Path:
+    path = tmp_path / "tokenizer.pkl"
+    path.write_bytes(data)
+    return path
