@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-SAMPLE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
+SAMPLE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".heic"}  # HEIC: the packaged app reads phone photos
 
 
 def sample_photos(folder: Path | None = None) -> list[Path]:

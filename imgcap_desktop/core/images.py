@@ -74,11 +74,23 @@ _FORMAT_TABLE: dict[str, tuple[tuple[str, ...], str | None]] = {
     "PSD": ((".psd",), None),
     "JPEG2000": ((".jp2", ".j2k", ".jpx", ".jpf", ".j2c", ".jpc"), "jpg_2000"),
     "AVIF": ((".avif", ".avifs"), "avif"),
+    # Phones' default (iPhone, many Android): pillow-heif (libheif) registers the format below.
+    # It applies the photo's rotation itself and resets the EXIF orientation, so nothing turns twice.
+    "HEIF": ((".heic", ".heif", ".hif"), None),
 }
+
+
+def _register_plugins() -> None:
+    try:
+        import pillow_heif
+    except ImportError:
+        return  # an install without it reads everything else
+    pillow_heif.register_heif_opener()
 
 
 def _available_formats() -> dict[str, tuple[str, ...]]:
     Image.init()
+    _register_plugins()
     available: dict[str, tuple[str, ...]] = {}
     for fmt, (suffixes, feature) in _FORMAT_TABLE.items():
         if fmt not in Image.OPEN:
@@ -219,6 +231,9 @@ _SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
     (0, b"II*\x00", "TIFF"),
     (0, b"MM\x00*", "TIFF"),
     (8, b"WEBP", "WebP"),
+    (4, b"ftypheic", "HEIC"),
+    (4, b"ftypmif1", "HEIF"),
+    (4, b"ftypavif", "AVIF"),
 )
 
 

@@ -709,3 +709,29 @@ def test_a_gif_that_ends_before_its_second_frame_is_corrupt_not_a_crash(tmp_path
         load_rgb(path)
     except ImageLoadError:
         pass
+
+
+# --- phone and modern formats ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", [".heic", ".avif"])
+def test_phone_formats_open_with_their_rotation_for_the_model_and_the_preview(tmp_path, suffix):
+    path = tmp_path / f"phone{suffix}"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90": the photo is shown 20 wide, 60 high
+    Image.new("RGB", (60, 20), (200, 30, 30)).save(path, exif=exif.tobytes(), quality=90)
+    assert suffix in IMAGE_EXTENSIONS
+    assert load_rgb(path).size == (20, 60)
+    assert thumbnail(path, 30).size == (10, 30)
+    r, g, b = open_for_model(path, 16).reshape(-1, 3).mean(axis=0)
+    assert r > 150 and g < 80
+    assert collect_images([tmp_path]).images == [path]
+
+
+def test_a_damaged_heic_is_corrupt_in_one_sentence(tmp_path):
+    path = tmp_path / "cut.heic"
+    Image.new("RGB", (64, 64), (10, 200, 10)).save(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    err = expect_error(CorruptImageError, path)
+    assert "cut.heic" in str(err) and "\n" not in str(err)

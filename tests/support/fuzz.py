@@ -106,8 +106,11 @@ def image_seeds(work: Path) -> list[bytes]:
 
     seeds = []
     base = Image.new("RGB", (48, 32), (200, 80, 40))
-    for fmt, kwargs in (("JPEG", {"quality": 80}), ("PNG", {}), ("GIF", {}), ("WEBP", {}), ("TIFF", {}),
-                        ("BMP", {})):
+    from imgcap_desktop.core.images import IMAGE_EXTENSIONS
+
+    formats = [("JPEG", {"quality": 80}), ("PNG", {}), ("GIF", {}), ("WEBP", {}), ("TIFF", {}), ("BMP", {})]
+    formats += [(f, {"quality": 80}) for f, ext in (("HEIF", ".heic"), ("AVIF", ".avif")) if ext in IMAGE_EXTENSIONS]
+    for fmt, kwargs in formats:
         buf = io.BytesIO()
         base.save(buf, fmt, **kwargs)
         seeds.append(buf.getvalue())
@@ -266,7 +269,9 @@ def main() -> int:
             run(data)
             outcomes["ok"] += 1
         except allowed as exc:
-            if "memory" in str(exc).lower():
+            # The loader's own words when an allocation failed (libheif's "security limit" refusals,
+            # made before allocating, mention memory too and are fine).
+            if "not enough memory" in str(exc):
                 return _failed(args, number, data, f"ran out of memory: {exc}")
             if "\n" in str(exc):
                 return _failed(args, number, data, f"a refusal of more than one line: {exc!r}")
