@@ -54,11 +54,23 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("caption", help="caption photos and folders")
-    p.add_argument("paths", nargs="+", help="image files or folders (walked recursively)")
+    p.add_argument("paths", nargs="+", help="image files or folders (walked recursively); with --engine ray also "
+                   "text files of paths and URIs such as s3://bucket/photos/")
     _add_model_options(p)
     _add_decoding_options(p)
-    p.add_argument("--format", choices=("text", "jsonl", "csv"), default="text")
+    p.add_argument("--format", choices=("text", "jsonl", "csv", "parquet"), default=None,
+                   help="text, jsonl or csv on stdout (default text); with --engine ray: jsonl (default) "
+                        "or parquet shards in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="ray: batch inference on Ray Data, on this machine or a cluster (needs the "
+                        "'distributed' extra)")
+    p.add_argument("--address", default=None,
+                   help="with --engine ray: the cluster (auto, or ray://HOST:PORT); default: start Ray here")
+    p.add_argument("--out", type=Path, default=None,
+                   help="with --engine ray: the output folder (required); a second run skips what is in it")
+    p.add_argument("--workers", type=int, default=None,
+                   help="with --engine ray: captioning actors (default: one per CPU)")
     p.set_defaults(func=cmd_caption)
 
     p = sub.add_parser("info", help="show what a model bundle's manifest says")
@@ -104,6 +116,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_caption(args) -> int:
+    if args.engine == "ray":
+        return _caption_on_ray(args)
+    if args.format == "parquet" or args.out is not None or args.address or args.workers:
+        print("imgcap: --out, --address, --workers and --format parquet go with --engine ray", file=sys.stderr)
+        return EXIT_ERROR
+    args.format = args.format or "text"
     from imgcap_desktop.core.images import collect_images
 
     found = collect_images(args.paths)
@@ -147,6 +165,27 @@ def cmd_caption(args) -> int:
     if failures:
         print(f"imgcap: {failures} of {len(found.images)} photo(s) failed", file=sys.stderr)
     return EXIT_SOME_FAILED if failures or missing else EXIT_OK
+
+
+def _caption_on_ray(args) -> int:
+    from imgcap_desktop.core import distributed
+
+    if args.out is None:
+        print("imgcap: --engine ray writes sharded files: give the folder with --out DIR", file=sys.stderr)
+        return EXIT_ERROR
+    if args.format not in (None, "jsonl", "parquet"):
+        print("imgcap: --engine ray writes jsonl or parquet", file=sys.stderr)
+        return EXIT_ERROR
+    if args.no_progress:
+        os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
+    summary = distributed.caption(
+        [str(p) for p in args.paths], args.out, model=args.model, encoder_weights=args.encoder_weights,
+        decode=DecodeOptions.from_values(vars(args)).as_kwargs(), address=args.address, workers=args.workers,
+        fmt=args.format or "jsonl")
+    print(f"imgcap: {summary.written} record(s) written to {summary.out}"
+          + (f", {summary.failed} of them failed photos" if summary.failed else "")
+          + (f"; {summary.skipped} skipped as already done" if summary.skipped else ""), file=sys.stderr)
+    return EXIT_SOME_FAILED if summary.failed or summary.missing else EXIT_OK
 
 
 class _RecordWriter:
