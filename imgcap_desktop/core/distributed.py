@@ -156,7 +156,12 @@ def unpack_model(files: dict[str, bytes]) -> tuple[Path, Path | None]:
 class CaptionActor:
     """One per Ray worker: loads the Captioner once, then captions batches of paths."""
 
-    def __init__(self, model_files, decode: dict[str, Any]):
+    def __init__(self, model_files, decode: dict[str, Any], threads: int = 1):
+        # As many threads as the CPUs Ray gave this actor: two actors with a thread per core
+        # each on two cores ran slower than one actor (measured by benchmarks/bench_ray.py).
+        for name in ("IMGCAP_THREADS", "TF_NUM_INTRAOP_THREADS", "OMP_NUM_THREADS"):
+            os.environ.setdefault(name, str(threads))
+        os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
         from imgcap_desktop.core.captioner import Captioner
 
         ray = import_ray()
@@ -253,7 +258,8 @@ def caption(sources: list[str], out: Path, *, model: str | None, encoder_weights
         model_ref = ray.put(files)  # kept referenced until the run ends, so restarted actors find it
         dataset = ray.data.from_items([{"image": p} for p in todo], override_num_blocks=max(1, min(len(todo), workers * 4)))
         batch = max(1, int(decode.get("batch_size") or 8))
-        captioned = dataset.map_batches(CaptionActor, fn_constructor_kwargs={"model_files": model_ref, "decode": decode},
+        captioned = dataset.map_batches(CaptionActor,
+                                        fn_constructor_kwargs={"model_files": model_ref, "decode": decode, "threads": 1},
                                         batch_size=batch, compute=ray.data.ActorPoolStrategy(size=workers),
                                         num_cpus=1, batch_format="numpy")
         out.mkdir(parents=True, exist_ok=True)
