@@ -71,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --engine ray: the output folder (required); a second run skips what is in it")
     p.add_argument("--workers", type=int, default=None,
                    help="with --engine ray: captioning actors (default: one per CPU)")
+    p.add_argument("--gpus-per-worker", type=float, default=0.0,
+                   help="with --engine ray: GPUs each actor reserves (e.g. 1; default 0, CPU only)")
     p.set_defaults(func=cmd_caption)
 
     p = sub.add_parser("info", help="show what a model bundle's manifest says")
@@ -118,8 +120,9 @@ def main(argv: list[str] | None = None) -> int:
 def cmd_caption(args) -> int:
     if args.engine == "ray":
         return _caption_on_ray(args)
-    if args.format == "parquet" or args.out is not None or args.address or args.workers:
-        print("imgcap: --out, --address, --workers and --format parquet go with --engine ray", file=sys.stderr)
+    if args.format == "parquet" or args.out is not None or args.address or args.workers or args.gpus_per_worker:
+        print("imgcap: --out, --address, --workers, --gpus-per-worker and --format parquet go with --engine ray",
+              file=sys.stderr)
         return EXIT_ERROR
     args.format = args.format or "text"
     from imgcap_desktop.core.images import collect_images
@@ -181,7 +184,7 @@ def _caption_on_ray(args) -> int:
     summary = distributed.caption(
         [str(p) for p in args.paths], args.out, model=args.model, encoder_weights=args.encoder_weights,
         decode=DecodeOptions.from_values(vars(args)).as_kwargs(), address=args.address, workers=args.workers,
-        fmt=args.format or "jsonl")
+        fmt=args.format or "jsonl", gpus_per_worker=args.gpus_per_worker)
     print(f"imgcap: {summary.written} record(s) written to {summary.out}"
           + (f", {summary.failed} of them failed photos" if summary.failed else "")
           + (f"; {summary.skipped} skipped as already done" if summary.skipped else ""), file=sys.stderr)

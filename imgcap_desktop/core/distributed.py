@@ -224,7 +224,7 @@ def record_schema():
 
 def caption(sources: list[str], out: Path, *, model: str | None, encoder_weights: str | None,
             decode: dict[str, Any], address: str | None = None, workers: int | None = None,
-            fmt: str = "jsonl", stream=sys.stderr) -> RunSummary:
+            fmt: str = "jsonl", gpus_per_worker: float = 0.0, stream=sys.stderr) -> RunSummary:
     from imgcap_desktop.core.captioner import resolve_source
 
     ray = import_ray()
@@ -261,7 +261,7 @@ def caption(sources: list[str], out: Path, *, model: str | None, encoder_weights
         captioned = dataset.map_batches(CaptionActor,
                                         fn_constructor_kwargs={"model_files": model_ref, "decode": decode, "threads": 1},
                                         batch_size=batch, compute=ray.data.ActorPoolStrategy(size=workers),
-                                        num_cpus=1, batch_format="numpy")
+                                        num_cpus=1, num_gpus=gpus_per_worker or None, batch_format="numpy")
         out.mkdir(parents=True, exist_ok=True)
         if fmt == "parquet":
             captioned.write_parquet(str(out))
