@@ -22,6 +22,15 @@ EXIT_OK, EXIT_SOME_FAILED, EXIT_ERROR = 0, 1, 2
 PROGRESS_FROM = 10  # below this many photos a bar is noise
 
 
+def _write_targets(text: str):
+    from imgcap_desktop.core.writers import parse_targets
+
+    try:
+        return parse_targets(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _checked(option):
     def parse(text: str):
         try:
@@ -62,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="text, jsonl or csv on stdout (default text); with --engine ray: jsonl (default) "
                         "or parquet shards in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.add_argument("--write", type=_write_targets, default=(), metavar="txt,metadata",
+                   help="also write each caption: txt (NAME.txt beside the photo), metadata (into the "
+                        "photo's EXIF/XMP/IPTC description); each record says what was written where")
+    p.add_argument("--overwrite", choices=("never", "always"), default="never",
+                   help="with --write: keep (never, the default) or replace (always) an existing caption "
+                        "file or description; nothing ever asks")
     p.add_argument("--engine", choices=("local", "ray"), default="local",
                    help="ray: batch inference on Ray Data, on this machine or a cluster (needs the "
                         "'distributed' extra)")
@@ -141,6 +156,7 @@ def cmd_caption(args) -> int:
 
     from imgcap_desktop.core.captioner import Captioner
     from imgcap_desktop.core.results import CaptionResult
+    from imgcap_desktop.core.writers import write_targets
 
     captioner = Captioner.load(args.model, encoder_weights=args.encoder_weights)
     writer = _RecordWriter(args.format, sys.stdout)
@@ -156,15 +172,24 @@ def cmd_caption(args) -> int:
         from tqdm import tqdm
 
         bar = tqdm(total=len(found.images), unit="photo", file=sys.stderr, dynamic_ncols=True)
+    writes: dict[str, int] = {}
     for first in results:
-        for record in [first] + [CaptionResult(p, first.caption, first.error) for p in copies.get(first.path, [])]:
-            failures += not record.ok
-            writer.write(record)
+        for result in [first] + [CaptionResult(p, first.caption, first.error) for p in copies.get(first.path, [])]:
+            failures += not result.ok
+            written = write_targets(result.path, result.caption.text, args.write, args.overwrite) \
+                if result.ok and args.write else []
+            for entry in written:
+                writes[entry["result"]] = writes.get(entry["result"], 0) + 1
+            writer.write(result, make_record(result.path, caption=result.caption, error=result.error,
+                                             written=written))
             if bar is not None:
                 bar.update(1)
     if bar is not None:
         bar.close()
     sys.stdout.flush()
+    if writes:
+        print("imgcap: " + ", ".join(f"{count} {what}" for what, count in sorted(writes.items()))
+              + (" (kept: an existing caption, see --overwrite)" if writes.get("kept") else ""), file=sys.stderr)
     if failures:
         print(f"imgcap: {failures} of {len(found.images)} photo(s) failed", file=sys.stderr)
     return EXIT_SOME_FAILED if failures or missing else EXIT_OK
@@ -175,6 +200,10 @@ def _caption_on_ray(args) -> int:
 
     if args.out is None:
         print("imgcap: --engine ray writes sharded files: give the folder with --out DIR", file=sys.stderr)
+        return EXIT_ERROR
+    if args.write:
+        print("imgcap: --write goes with the local engine (Ray workers need not see the photos' folders "
+              "as writable)", file=sys.stderr)
         return EXIT_ERROR
     if args.format not in (None, "jsonl", "parquet"):
         print("imgcap: --engine ray writes jsonl or parquet", file=sys.stderr)
@@ -201,12 +230,11 @@ class _RecordWriter:
             self.csv = csv.writer(stream)
             self.csv.writerow(CSV_COLUMNS)
 
-    def write(self, result) -> None:
+    def write(self, result, record: dict) -> None:
         if self.fmt == "text":
             text = result.caption.text if result.ok else "ERROR: " + (result.error or "")
             self.stream.write(f"{result.path}\t{text}\n")
         else:
-            record = make_record(result.path, caption=result.caption, error=result.error)
             if self.fmt == "jsonl":
                 self.stream.write(json.dumps(record, ensure_ascii=False) + "\n")
             else:

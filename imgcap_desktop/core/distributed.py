@@ -214,9 +214,11 @@ def record_schema():
     import pyarrow as pa
 
     alternative = pa.struct([("caption", pa.string()), ("score", pa.float64()), ("log_prob", pa.float64())])
+    written = pa.struct([("target", pa.string()), ("path", pa.string()), ("result", pa.string()),
+                         ("error", pa.string())])
     return pa.schema([("image", pa.string()), ("status", pa.string()), ("caption", pa.string()),
                       ("edited", pa.bool_()), ("score", pa.float64()), ("alternatives", pa.list_(alternative)),
-                      ("error", pa.string())])
+                      ("error", pa.string()), ("written", pa.list_(written))])
 
 
 # --- the run ------------------------------------------------------------------------------

@@ -12,7 +12,9 @@ not apply to a photo are null (JSON) or empty (CSV):
   length**length_penalty (for the default model, the mean log-probability per word; 0 is certain);
 - ``alternatives``: beam search's candidates, best first, each ``{caption, score, log_prob}``
   (``log_prob``: the summed log-probability); empty when there is no caption;
-- ``error``: one sentence saying why the photo has no caption, or null.
+- ``error``: one sentence saying why the photo has no caption, or null;
+- ``written``: what was written where (``imgcap caption --write``, see core.writers), each
+  ``{target, path, result, error}``; empty when nothing was asked.
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ from typing import Any
 
 from .results import Caption
 
-RECORD_KEYS = ("image", "status", "caption", "edited", "score", "alternatives", "error")
-#: The CSV holds every key but the alternatives (a list does not fit a cell).
-CSV_COLUMNS = ("image", "status", "caption", "edited", "score", "error")
+RECORD_KEYS = ("image", "status", "caption", "edited", "score", "alternatives", "error", "written")
+#: The CSV holds every key but the alternatives (a list does not fit a cell); ``written`` is
+#: "target:result:path" entries joined by "; ".
+CSV_COLUMNS = ("image", "status", "caption", "edited", "score", "error", "written")
 
 DONE = "done"
 FAILED = "failed"
@@ -35,7 +38,8 @@ def one_line(text: str) -> str:
 
 
 def make_record(image: str | os.PathLike, *, caption: Caption | None = None, text: str | None = None,
-                edited: bool = False, error: str | None = None, status: str | None = None) -> dict[str, Any]:
+                edited: bool = False, error: str | None = None, status: str | None = None,
+                written: list[dict] | None = None) -> dict[str, Any]:
     """``text`` (an edit) overrides the model's caption; the status follows from what is there."""
     words = one_line(text if text is not None else (caption.text if caption is not None else ""))
     if status is None:
@@ -51,6 +55,7 @@ def make_record(image: str | os.PathLike, *, caption: Caption | None = None, tex
             for a in caption.alternatives
         ] if caption is not None else [],
         "error": error or None,
+        "written": list(written or []),
     }
 
 
@@ -59,6 +64,8 @@ def csv_row(record: dict[str, Any]) -> list[str]:
         value = record[key]
         if value is None:
             return ""
+        if key == "written":
+            return "; ".join(f"{w['target']}:{w['result']}:{w['path']}" for w in value)
         if isinstance(value, bool):
             return "true" if value else "false"
         return str(value)

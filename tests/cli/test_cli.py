@@ -178,3 +178,50 @@ def test_a_symlinked_copy_gets_its_own_record_from_one_captioning(seed_bundle, s
     assert set(records) == {"a.jpg", "b.jpg"}
     assert records["b.jpg"]["caption"] == records["a.jpg"]["caption"] and records["b.jpg"]["status"] == "done"
     assert [p.name for p in asked] == ["a.jpg"]  # captioned once
+
+
+def test_write_puts_captions_where_the_app_puts_them_and_each_record_says_so(seed_bundle, seed_assets, tmp_path,
+                                                                              capsys):
+    import numpy as np
+    from PIL import Image
+
+    from imgcap_desktop.core.export import read_sidecar
+    from imgcap_desktop.core.metadata import read_description
+
+    folder = tmp_path / "w"
+    folder.mkdir()
+    jpg, twin = folder / "x.jpg", folder / "x.png"
+    shutil.copy(seed_assets["photos"][0], jpg)
+    Image.open(seed_assets["photos"][1]).save(twin)
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff nothing")
+    pixels = {p: np.asarray(Image.open(p)).copy() for p in (jpg, twin)}
+
+    args = ["caption", str(folder), "--model", str(seed_bundle), "--format", "jsonl", "--beam", "1",
+            "--write", "txt,metadata"]
+    assert main(args) == 1  # the broken photo
+    records = {Path(r["image"]).name: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
+    for photo in (jpg, twin):
+        record = records[photo.name]
+        assert [(w["target"], w["result"]) for w in record["written"]] == [("txt", "written"), ("metadata", "written")]
+        sidecar = Path(record["written"][0]["path"])
+        assert sidecar.name == f"{photo.name}.txt"  # x.jpg and x.png never share x.txt
+        assert read_sidecar(photo) == record["caption"]
+        assert set(read_description(photo).values()) == {record["caption"]}
+        assert np.array_equal(np.asarray(Image.open(photo)), pixels[photo])  # pixels untouched
+    assert records["broken.jpg"]["written"] == []
+
+    # never (the default) keeps what is there; always replaces it.
+    (folder / "x.jpg.txt").write_text("my own words\n")
+    assert main(args) == 1
+    records = {Path(r["image"]).name: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert [w["result"] for w in records["x.jpg"]["written"]] == ["kept", "kept"]
+    assert read_sidecar(jpg) == "my own words"
+    assert main(args + ["--overwrite", "always"]) == 1
+    assert read_sidecar(jpg) == records["x.jpg"]["caption"]
+    assert "imgcap: 4 written" in capsys.readouterr().err  # two photos, two targets each
+
+
+def test_write_refuses_an_unknown_target(capsys, tmp_path):
+    with pytest.raises(SystemExit):
+        main(["caption", str(tmp_path), "--write", "txt,exif"])
+    assert "unknown target exif" in capsys.readouterr().err

@@ -19,7 +19,7 @@ def test_a_caption_and_a_failure_have_the_same_keys():
     assert done["status"] == "done" and done["score"] == -0.5 and done["error"] is None
     assert done["alternatives"][1] == {"caption": "a cat on a couch", "score": -0.6, "log_prob": -3.6}
     assert failed == {"image": "b.jpg", "status": "failed", "caption": None, "edited": False, "score": None,
-                      "alternatives": [], "error": "b.jpg: is not an image."}
+                      "alternatives": [], "error": "b.jpg: is not an image.", "written": []}
 
 
 def test_an_edit_replaces_the_caption_on_one_line_and_keeps_the_model_score():
@@ -30,7 +30,11 @@ def test_an_edit_replaces_the_caption_on_one_line_and_keeps_the_model_score():
 def test_csv_rows_follow_the_columns():
     row = csv_row(make_record("a.jpg", caption=CAPTION, edited=True))
     assert dict(zip(CSV_COLUMNS, row)) == {"image": "a.jpg", "status": "done", "caption": "a cat on a sofa",
-                                           "edited": "true", "score": "-0.5", "error": ""}
+                                           "edited": "true", "score": "-0.5", "error": "", "written": ""}
+    written = [{"target": "txt", "path": "a.jpg.txt", "result": "written", "error": None},
+               {"target": "metadata", "path": "a.jpg", "result": "kept", "error": None}]
+    row = csv_row(make_record("a.jpg", caption=CAPTION, written=written))
+    assert row[-1] == "txt:written:a.jpg.txt; metadata:kept:a.jpg"
 
 
 def test_decode_options_are_the_tables_decoding_options():

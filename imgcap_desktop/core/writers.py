@@ -1,0 +1,65 @@
+"""Where a caption goes besides the output stream: the same targets the app writes.
+
+`imgcap caption --write txt,metadata --overwrite never|always` calls :func:`write_targets`
+for every captioned photo, and the record says what happened to each target:
+``{"target": "txt", "path": "...", "result": "written" | "kept" | "failed", "error": ...}``.
+
+- ``txt``: the NAME.txt sidecar beside the photo, named as the app names it (``x.jpg.txt``
+  and ``x.png.txt`` when two photos share a stem in one folder, so neither overwrites the
+  other's);
+- ``metadata``: the photo's own EXIF/XMP/IPTC description, pixels untouched.
+
+``never`` (the default) keeps an existing sidecar, and an existing description in the photo,
+as they are and says so; ``always`` replaces them. Nothing ever asks: the CLI runs without a
+terminal too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from imgcap_desktop.core.errors import ImgcapError, SidecarExistsError
+
+TARGETS = ("txt", "metadata")
+POLICIES = ("never", "always")
+
+
+def parse_targets(text: str) -> tuple[str, ...]:
+    """``"txt,metadata"`` -> ``("txt", "metadata")``; ValueError names what is unknown."""
+    targets = tuple(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
+    unknown = [t for t in targets if t not in TARGETS]
+    if unknown or not targets:
+        raise ValueError(f"unknown target {', '.join(unknown) or repr(text)}; use {', '.join(TARGETS)}")
+    return targets
+
+
+def write_targets(image: Path, caption: str, targets: tuple[str, ...], overwrite: str = "never") -> list[dict]:
+    from imgcap_desktop.core.export import sidecar_path, write_sidecar
+
+    done: list[dict] = []
+    for target in targets:
+        if target == "txt":
+            where = sidecar_path(image)
+            try:
+                write_sidecar(image, caption, overwrite=overwrite == "always")
+                done.append(_entry(target, where, "written"))
+            except SidecarExistsError:
+                done.append(_entry(target, where, "kept"))
+            except (ImgcapError, OSError, ValueError) as exc:
+                done.append(_entry(target, where, "failed", str(exc)))
+        elif target == "metadata":
+            from imgcap_desktop.core.metadata import read_description, write_description
+
+            try:
+                if overwrite == "never" and any(read_description(image).values()):
+                    done.append(_entry(target, image, "kept"))
+                    continue
+                write_description(image, caption)
+                done.append(_entry(target, image, "written"))
+            except (ImgcapError, OSError, ValueError) as exc:
+                done.append(_entry(target, image, "failed", str(exc)))
+    return done
+
+
+def _entry(target: str, path: Path, result: str, error: str | None = None) -> dict:
+    return {"target": target, "path": str(path), "result": result, "error": error}
