@@ -22,10 +22,23 @@ ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = sorted((ROOT / "resources" / "samples").glob("*.jpg"))
 
 
+@pytest.fixture(scope="module")
+def small_model(tmp_path_factory) -> Path:
+    """A real attend bundle (random decoder) with its LiteRT export, made here: a fresh clone has
+    no export of the default model before `make package`."""
+    from imgcap_desktop.core.export_litert import export_bundle
+    from tests.core.test_litert import make_attend_bundle
+
+    bundle = make_attend_bundle(tmp_path_factory.mktemp("ray-model") / "attend")
+    export_bundle(bundle)
+    return bundle
+
+
 @pytest.fixture
-def litert(monkeypatch):
-    # The workers run the default model's LiteRT export: no TensorFlow import in each of them.
+def litert(monkeypatch, small_model):
+    # The workers run the LiteRT export: no TensorFlow import in each of them.
     monkeypatch.setenv("IMGCAP_RUNTIME", "litert")
+    return small_model
 
 
 @pytest.fixture
@@ -38,10 +51,11 @@ def photos(tmp_path) -> Path:
     return folder
 
 
-def run_cli(*args) -> int:
+def run_cli(*args, model=None) -> int:
     from imgcap_desktop.cli import main
 
-    return main(["caption", *map(str, args), "--engine", "ray", "--no-progress"])
+    extra = ["--model", str(model)] if model else []
+    return main(["caption", *map(str, args), "--engine", "ray", "--no-progress", *extra])
 
 
 def records_in(out: Path) -> dict[str, dict]:
@@ -59,9 +73,9 @@ def test_ray_gives_the_local_clis_records_and_a_record_for_the_broken_photo(phot
     from imgcap_desktop.core.records import make_record
 
     out = tmp_path / "out"
-    assert run_cli(photos, "--out", out, "--workers", "2", "--batch-size", "2") == 1  # one photo failed
+    assert run_cli(photos, "--out", out, "--workers", "2", "--batch-size", "2", model=litert) == 1  # one failed
     got = records_in(out)
-    local = Captioner.load(None, runtime="litert")
+    local = Captioner.load(litert, runtime="litert")
     for result in local.caption_paths(sorted(photos.iterdir()), batch_size=2):
         expected = make_record(result.path, caption=result.caption, error=result.error)
         record = got[result.path.name]
@@ -73,7 +87,7 @@ def test_ray_gives_the_local_clis_records_and_a_record_for_the_broken_photo(phot
     assert "4 record(s) written" in capsys.readouterr().err
 
     # A second run with the same --out skips everything and says so.
-    assert run_cli(photos, "--out", out) == 0
+    assert run_cli(photos, "--out", out, model=litert) == 0
     assert "skipped 4 photo(s) already captioned" in capsys.readouterr().err
     assert len(records_in(out)) == 4
 
@@ -82,8 +96,8 @@ def test_ray_gives_the_local_clis_records_and_a_record_for_the_broken_photo(phot
 def test_a_worker_killed_mid_run_is_retried_and_every_photo_has_exactly_one_record(tmp_path, litert, monkeypatch):
     folder = tmp_path / "many"
     folder.mkdir()
-    for i in range(48):
-        shutil.copy(SAMPLES[i % len(SAMPLES)], folder / f"p{i:02d}.jpg")
+    for i in range(300):  # enough work that the kill lands while both actors are busy
+        os.link(SAMPLES[i % len(SAMPLES)], folder / f"p{i:03d}.jpg")
     pids = tmp_path / "pids"
     pids.mkdir()
     monkeypatch.setenv("IMGCAP_RAY_PID_FOLDER", str(pids))
@@ -93,7 +107,7 @@ def test_a_worker_killed_mid_run_is_retried_and_every_photo_has_exactly_one_reco
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and len(list(pids.iterdir())) < 2:
             time.sleep(0.1)
-        time.sleep(1.5)  # both actors are captioning by now
+        time.sleep(0.5)  # both actors are captioning by now
         victim = int(sorted(pids.iterdir())[0].read_text())
         os.kill(victim, signal.SIGKILL)
         killed.append(victim)
@@ -101,7 +115,8 @@ def test_a_worker_killed_mid_run_is_retried_and_every_photo_has_exactly_one_reco
     killer = threading.Thread(target=kill_one, daemon=True)
     killer.start()
     out = tmp_path / "out"
-    assert run_cli(folder, "--out", out, "--workers", "2", "--batch-size", "1", "--format", "parquet") == 0
+    assert run_cli(folder, "--out", out, "--workers", "2", "--batch-size", "1", "--format", "parquet",
+                   model=litert) == 0
     killer.join(5)
     assert killed, "no worker was killed"
     got = records_in(out)
@@ -115,7 +130,7 @@ def test_sources_can_be_a_text_file_of_paths_and_a_file_uri(photos, tmp_path, li
     listing = tmp_path / "list.txt"
     listing.write_text(f"# two photos\n{photos / 'coffee.jpg'}\n\n{photos / 'chelsea.jpg'}\n")
     out = tmp_path / "out"
-    assert run_cli(listing, f"file://{photos / 'astronaut.jpg'}", "--out", out, "--workers", "1") == 0
+    assert run_cli(listing, f"file://{photos / 'astronaut.jpg'}", "--out", out, "--workers", "1", model=litert) == 0
     got = records_in(out)
     assert sorted(got) == ["astronaut.jpg", "chelsea.jpg", "coffee.jpg"]
     assert got["astronaut.jpg"]["image"] == f"file://{photos / 'astronaut.jpg'}"
