@@ -107,13 +107,32 @@ def build_parser() -> argparse.ArgumentParser:
         training_commands = None
     if training_commands is not None:
         training_commands.add_parsers(sub)
+    else:
+        for name in ("train", "evaluate", "ensemble"):
+            _needs_development_install(sub, name)
     try:
         from imgcap_desktop.core import export_litert
     except ImportError:
         export_litert = None
     if export_litert is not None:
         export_litert.add_parser(sub)
+    else:
+        _needs_development_install(sub, "export-litert")
     return parser
+
+
+def _needs_development_install(sub, name: str) -> None:
+    """A command this build leaves out (the packaged app has no TensorFlow) still answers, in a sentence."""
+    # No option prefix: every word after the command, "--data" included, is just taken.
+    p = sub.add_parser(name, help=f"{name} (needs the development install)", add_help=False, prefix_chars="\0")
+    p.add_argument("rest", nargs="*")
+
+    def refuse(args) -> int:
+        print(f"imgcap {name} needs the development install with TensorFlow (pip install imgcap-desktop, "
+              f"or `make test` in a checkout); this build runs caption and info.", file=sys.stderr)
+        return EXIT_ERROR
+
+    p.set_defaults(func=refuse)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -245,8 +264,16 @@ class _RecordWriter:
 def cmd_info(args) -> int:
     from imgcap_desktop.core.bundle import read_bundle
     from imgcap_desktop.core.paths import default_bundle_dir
+    from imgcap_desktop.core.runtime_litert import export_problem, tensorflow_available
 
-    bundle = read_bundle(args.bundle or default_bundle_dir())
+    # Without TensorFlow (the packaged build) the Keras weight files are not shipped: the
+    # LiteRT export is what runs, and it is checked instead.
+    keras = tensorflow_available()
+    bundle = read_bundle(args.bundle or default_bundle_dir(), keras_weights=keras)
+    if not keras:
+        problem = export_problem(bundle.path)
+        if problem:
+            raise ImgcapError(problem + ".")
     m = bundle.manifest
     print(f"name:          {m.name}")
     if m.description:
@@ -265,11 +292,18 @@ def cmd_info(args) -> int:
         print(f"provenance:    {key}: {json.dumps(value, ensure_ascii=False)}")
     for key, value in m.metrics.items():
         print(f"metric:        {key}: {value}")
-    print("checksums:     all files match")
+    print("checksums:     all files match" + ("" if keras else " (Keras weight files not in this build; "
+                                                   "the LiteRT export checked)"))
     return EXIT_OK
 
 
 def cmd_import_seed(args) -> int:
+    from imgcap_desktop.core.runtime_litert import tensorflow_available
+
+    if not tensorflow_available():
+        print("imgcap import-seed needs the development install with TensorFlow (the old model's topology is "
+              "read with Keras); this build runs caption and info.", file=sys.stderr)
+        return EXIT_ERROR
     from imgcap_desktop.core.seed_import import import_seed
 
     out = import_seed(args.models_dir, args.out, encoder_weights=args.encoder_weights)

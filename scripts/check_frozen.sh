@@ -32,6 +32,25 @@ start=$(date +%s%N)
 env -i PATH=/usr/bin:/bin HOME="$home" "$EXE" --self-test
 echo "self-test wall time: $(( ($(date +%s%N) - start) / 1000000 )) ms"
 
+echo "== command line (env -i PATH=/usr/bin:/bin)"
+CLI=$APP/imgcap
+env -i PATH=/usr/bin:/bin HOME="$home" "$CLI" --version
+out=$(env -i PATH=/usr/bin:/bin HOME="$home" "$CLI" caption resources/samples/chelsea.jpg resources/samples/coffee-phone.heic \
+      --format jsonl --no-progress)
+echo "$out" | cut -c1-160
+[[ $(echo "$out" | grep -c '"status": "done"') == 2 ]] || { echo "FAIL: the packaged imgcap did not caption both photos" >&2; exit 1; }
+info=$(env -i PATH=/usr/bin:/bin HOME="$home" "$CLI" info)
+echo "$info" | grep -E "^(name|checksums):"
+if env -i PATH=/usr/bin:/bin HOME="$home" "$CLI" train --data x --out y 2>"$home/train.err"; then
+    echo "FAIL: imgcap train ran in a build without TensorFlow" >&2; exit 1
+fi
+grep -q "needs the development install" "$home/train.err" || { echo "FAIL: imgcap train did not say what it needs" >&2; exit 1; }
+cat "$home/train.err"
+if env -i PATH=/usr/bin:/bin HOME="$home" "$CLI" import-seed /nowhere --out "$home/x" 2>"$home/seed.err"; then
+    echo "FAIL: imgcap import-seed ran in a build without TensorFlow" >&2; exit 1
+fi
+grep -q "needs the development install" "$home/seed.err" || { cat "$home/seed.err" >&2; exit 1; }
+
 echo "== size"
 du -sh "$APP"
 bytes=$(du -sb "$APP" | cut -f1)

@@ -225,3 +225,17 @@ def test_write_refuses_an_unknown_target(capsys, tmp_path):
     with pytest.raises(SystemExit):
         main(["caption", str(tmp_path), "--write", "txt,exif"])
     assert "unknown target exif" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "ensemble", "export-litert"])
+def test_a_build_without_tensorflow_says_which_commands_need_the_development_install(monkeypatch, capsys, command):
+    # What the packaged command line sees: these modules are not in the build.
+    import imgcap_desktop.core
+    import imgcap_desktop.core.training
+
+    for package, name in ((imgcap_desktop.core.training, "commands"), (imgcap_desktop.core, "export_litert")):
+        monkeypatch.setitem(sys.modules, f"{package.__name__}.{name}", None)
+        monkeypatch.delattr(package, name, raising=False)
+    assert main([command, "--data", "x", "--out", "y"]) == 2
+    err = capsys.readouterr().err
+    assert f"imgcap {command} needs the development install" in err and "\n" == err[-1]

@@ -1,0 +1,12 @@
+"""Entry script of the packaged command line (PyInstaller): ``imgcap caption|info ...``.
+
+It shares ``_internal/`` with the app. Commands that need TensorFlow (import-seed, train,
+evaluate, ensemble, export-litert) are not in this build and say so.
+"""
+
+from __future__ import annotations
+
+from imgcap_desktop.cli import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())
