@@ -66,7 +66,7 @@ for forbidden in tensorflow keras tensorboard torch; do
     fi
 done
 
-echo "== launch to first window (Xvfb, IMGCAP_STARTUP_TIMING)"
+echo "== launch to first window and to model ready (Xvfb, IMGCAP_STARTUP_TIMING)"
 if ! command -v xvfb-run >/dev/null; then
     echo "skipped: xvfb-run is not installed"
     exit 0
@@ -80,17 +80,17 @@ for run in $(seq 1 "$RUNS"); do
             QT_QPA_PLATFORM=xcb IMGCAP_STARTUP_TIMING=1 "$2" 2>"$3" &
         pid=$!
         for _ in $(seq 1 300); do
-            grep -q "window shown" "$3" 2>/dev/null && break
+            grep -q "model ready" "$3" 2>/dev/null && break
             kill -0 $pid 2>/dev/null || break
             sleep 0.05
         done
-        sleep 0.5  # let the model load start, then close
         kill $pid 2>/dev/null || true
         wait $pid 2>/dev/null || true
     ' _ "$home" "$EXE" "$log" || true
     line=$(grep -m1 "window shown" "$log" || true)
+    ready=$(grep -m1 "model ready" "$log" || true)
     if [[ -n $line ]]; then
-        echo "run $run: ${line#imgcap-desktop: }"
+        echo "run $run: ${line#imgcap-desktop: }; ${ready#imgcap-desktop: }"
     else
         echo "run $run: no window within 15 s; the app said:" >&2
         tail -20 "$log" >&2

@@ -94,6 +94,11 @@ def main(argv: list[str] | None = None) -> int:
         window.shown.connect(
             lambda: print(f"imgcap-desktop: window shown {process_age():.3f} s after process start", file=sys.stderr, flush=True)
         )
+        # The first moment a caption can be made: the model is loaded in the worker.
+        window.session.model_ready.connect(
+            lambda name: print(f"imgcap-desktop: model ready {process_age():.3f} s after process start",
+                               file=sys.stderr, flush=True)
+        )
     window.show()
     if args.model is not None:
         window.load_model(str(args.model))
