@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 SAMPLES = ROOT / "resources" / "samples"
-SCENARIOS = ("empty", "photo", "batch", "menu", "filter", "zoom", "settings", "about", "restore", "unsaved")
+SCENARIOS = ("empty", "photo", "batch", "menu", "filter", "found", "zoom", "settings", "about", "restore",
+             "unsaved")
 
 
 class DemoCaptioner:
@@ -128,7 +129,7 @@ def main() -> int:
 
     if "empty" in scenarios:
         grab("empty-window")
-    wait(app, lambda: not window.loading)
+    wait(app, lambda: window.model_ready or "not loaded" in window.statusBar().currentMessage())
     print(f"model ready {process_age():.1f} s after process start: {window.model_label.text()}", flush=True)
     if "photo" in scenarios:
         window.clear_queue()
@@ -166,6 +167,19 @@ def main() -> int:
         window.search.clear()
         window.status_filter.setCurrentIndex(0)
         window.table.sortByColumn(-1, Qt.SortOrder.AscendingOrder)
+    if "found" in scenarios:
+        # A photo whose caption someone already wrote (its NAME.txt): shown as found, not replaced.
+        import shutil
+
+        mine = scratch / "mine"
+        mine.mkdir(exist_ok=True)
+        shutil.copy(SAMPLES / "chelsea.jpg", mine / "our-cat.jpg")
+        (mine / "our-cat.txt").write_text("Chelsea, our tabby cat, on the rug\n")
+        number = window.add_paths([mine / "our-cat.jpg"])[0]
+        wait(app, lambda: not window.session.checking and not window.busy)
+        window.select_row(number)
+        wait(app, lambda: window.preview.has_image())
+        grab("found-caption")
     if "zoom" in scenarios and window.current_row() is not None:
         zoom = window.show_zoom(window.current_row())
         settle(app, 1.0)

@@ -5,7 +5,8 @@ a script that reads one reads the other. Every record has every key; the ones th
 not apply to a photo are null (JSON) or empty (CSV):
 
 - ``image``: the photo's path as given;
-- ``status``: ``done``, ``failed``, ``waiting`` or ``cancelled`` (the CLI writes only the first two);
+- ``status``: ``done``, ``failed``, ``waiting``, ``cancelled`` or ``found`` (a caption already written
+  for the photo, shown by the app); the CLI writes only the first two;
 - ``caption``: the caption on one line (a user's edit in the app), or null;
 - ``edited``: true when a person changed the model's caption;
 - ``score``: the beam's ranking score of the model's caption: the log-probability divided by

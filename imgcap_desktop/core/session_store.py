@@ -40,6 +40,7 @@ CREATE TABLE IF NOT EXISTS photos (
     edited     INTEGER NOT NULL DEFAULT 0,
     error      TEXT NOT NULL DEFAULT '',
     caption    TEXT,
+    source     TEXT NOT NULL DEFAULT '',
     updated    REAL NOT NULL
 );
 """
@@ -72,6 +73,7 @@ class StoredPhoto:
     edited: bool = False
     error: str = ""
     caption: Caption | None = None
+    source: str = ""
 
     @property
     def unsaved(self) -> bool:
@@ -128,10 +130,10 @@ class SessionStore:
     # --- reading -------------------------------------------------------------
 
     def photos(self) -> list[StoredPhoto]:
-        rows = self._db.execute(
-            "SELECT path, status, text, saved_text, edited, error, caption FROM photos ORDER BY position").fetchall()
-        return [StoredPhoto(path, status, text, saved_text, bool(edited), error, caption_from_json(caption))
-                for path, status, text, saved_text, edited, error, caption in rows]
+        rows = self._db.execute("SELECT path, status, text, saved_text, edited, error, caption, source "
+                                "FROM photos ORDER BY position").fetchall()
+        return [StoredPhoto(path, status, text, saved_text, bool(edited), error, caption_from_json(caption), source)
+                for path, status, text, saved_text, edited, error, caption, source in rows]
 
     def __len__(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM photos").fetchone()[0]
@@ -147,9 +149,10 @@ class SessionStore:
             start = self._db.execute("SELECT COALESCE(MAX(position), -1) + 1 FROM photos").fetchone()[0]
             for offset, photo in enumerate(photos):
                 self._db.execute(
-                    "INSERT OR REPLACE INTO photos VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT OR REPLACE INTO photos (path, position, status, text, saved_text, edited, error, caption, "
+                    "source, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (photo.path, start + offset, photo.status, photo.text, photo.saved_text, int(photo.edited),
-                     photo.error, caption_to_json(photo.caption), time.time()))
+                     photo.error, caption_to_json(photo.caption), photo.source, time.time()))
 
     def update(self, path: str, **fields: Any) -> None:
         """Change some of a photo's fields: status, text, saved_text, edited, error, caption."""
@@ -161,7 +164,7 @@ class SessionStore:
             fields["caption"] = caption_to_json(fields["caption"])
         if "edited" in fields:
             fields["edited"] = int(fields["edited"])
-        unknown = set(fields) - {"status", "text", "saved_text", "edited", "error", "caption"}
+        unknown = set(fields) - {"status", "text", "saved_text", "edited", "error", "caption", "source"}
         if unknown:
             raise ValueError(f"not a photo field: {sorted(unknown)}")
         assignments = ", ".join(f"{name} = ?" for name in fields)

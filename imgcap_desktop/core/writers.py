@@ -63,3 +63,27 @@ def write_targets(image: Path, caption: str, targets: tuple[str, ...], overwrite
 
 def _entry(target: str, path: Path, result: str, error: str | None = None) -> dict:
     return {"target": target, "path": str(path), "result": result, "error": error}
+
+
+def existing_caption(image: Path) -> tuple[str, str] | None:
+    """A caption someone already wrote for ``image``, and where: ``(text, "NAME.txt")`` from the
+    sidecar the app and `--write txt` use, else ``(text, "the photo")`` from its EXIF/XMP/IPTC
+    description. None when there is none, or it cannot be read (the photo itself may still open)."""
+    from imgcap_desktop.core.export import read_sidecar, sidecar_path
+    from imgcap_desktop.core.metadata import read_description
+
+    try:
+        text = read_sidecar(image)
+    except (ImgcapError, OSError, ValueError):
+        text = None
+    if text and text.strip():
+        return text.strip(), sidecar_path(image).name
+    try:
+        found = read_description(image)
+    except (ImgcapError, OSError, ValueError):
+        return None
+    for key in ("xmp", "exif", "iptc"):
+        value = found.get(key)
+        if value and value.strip():
+            return value.strip(), "the photo"
+    return None

@@ -39,7 +39,7 @@ from .image_loader import ImageLoader
 from .paths import cache_dir, data_dir, resource_path
 from .preview import PreviewWidget, accept_as_copy, local_paths
 from .queue_filter import STATUS_FILTERS, QueueFilter
-from .queue_model import CANCELLED, COL_CAPTION, COL_PHOTO, COL_STATUS, DONE, FAILED, THUMB_SIZE, WAITING, QueueRow
+from .queue_model import CANCELLED, COL_CAPTION, COL_PHOTO, COL_STATUS, DONE, FAILED, FOUND, THUMB_SIZE, WAITING, QueueRow
 from .session import CaptionSession
 from .settings import Settings
 from .worker import Loader, default_loader
@@ -340,6 +340,7 @@ class MainWindow(QMainWindow):
         session.job_finished.connect(self._on_finished)
         session.state_changed.connect(self._on_state_changed)
         session.store_failed.connect(self._on_store_failed)
+        session.checked.connect(self._maybe_auto_caption)
 
         self.preview.paths_dropped.connect(self.add_paths)
         self.preview.image_dropped.connect(self.add_image)
@@ -410,8 +411,11 @@ class MainWindow(QMainWindow):
             return
         done = len(self.queue.numbers_with_status(DONE))
         failed = len(self.queue.numbers_with_status(FAILED))
+        found = len(self.queue.numbers_with_status(FOUND))
         unsaved = len(self.queue.unsaved())
         parts = [plural(count, "photo"), f"{done} captioned"]
+        if found:
+            parts.append(f"{found} with a caption already written")
         if failed:
             parts.append(f"{failed} failed")
         if unsaved:
@@ -676,7 +680,8 @@ class MainWindow(QMainWindow):
 
     def caption_all(self) -> None:
         numbers = self.queue.numbers_with_status(WAITING, CANCELLED, FAILED)
-        self.start_job(numbers or list(range(self.queue.rowCount())))
+        # When all are captioned, again; captions found with the photos are left to the Caption button.
+        self.start_job(numbers or self.queue.numbers_with_status(DONE))
 
     def _maybe_auto_caption(self) -> None:
         if self.settings.get("caption_on_open") and self.model_ready and self.session.idle:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QSortFilterProxyModel, Qt
 
-from .queue_model import CANCELLED, DONE, FAILED, WAITING, QueueModel
+from .queue_model import CANCELLED, DONE, FAILED, FOUND, WAITING, QueueModel
 
 #: (label, test) pairs for the status filter, in the order the combo box shows them.
 STATUS_FILTERS = (
@@ -13,6 +13,7 @@ STATUS_FILTERS = (
     ("Unsaved", lambda row: row.unsaved),
     ("Edited", lambda row: row.edited),
     ("Captioned", lambda row: row.status == DONE),
+    ("Written before", lambda row: row.status == FOUND),
     ("Not captioned", lambda row: row.status in (WAITING, CANCELLED)),
     ("Failed", lambda row: row.status == FAILED),
 )

@@ -13,6 +13,8 @@ from PySide6.QtWidgets import QApplication, QStyle
 from .image_loader import ImageLoader
 
 WAITING = "waiting"
+CHECKING = "checking"   # just added: looking for a caption someone already wrote (sidecar, metadata)
+FOUND = "found"         # such a caption was there: shown, never replaced unless asked
 CAPTIONING = "captioning"
 DONE = "done"
 FAILED = "failed"
@@ -33,6 +35,7 @@ class QueueRow:
     error: str = ""
     edited: bool = False
     saved_text: str = ""    # the text last written somewhere (sidecar, the photo, an export)
+    source: str = ""        # where a FOUND caption came from: "NAME.txt" or "the photo"
 
     @property
     def unsaved(self) -> bool:
@@ -105,6 +108,8 @@ class QueueModel(QAbstractTableModel):
                 return row.error
             if column == COL_CAPTION and row.text:
                 return row.text
+            if column == COL_STATUS:
+                return status_text(row)  # "from holiday-042.jpg.txt" does not fit the column
         elif role == Qt.ItemDataRole.ForegroundRole:
             if row.status == FAILED and column in (COL_STATUS, COL_CAPTION):
                 return _error_colour()
@@ -229,6 +234,8 @@ class QueueModel(QAbstractTableModel):
 def status_text(row: QueueRow) -> str:
     if row.status == DONE and row.edited:
         return "done (edited)"
+    if row.status == FOUND:
+        return f"from {row.source}" + (" (edited)" if row.edited else "")
     return row.status
 
 

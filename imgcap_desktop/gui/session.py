@@ -18,14 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from PySide6.QtCore import QLockFile, QObject, Signal
+from PySide6.QtCore import QLockFile, QObject, QRunnable, QThreadPool, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
 from imgcap_desktop.core.errors import ImgcapError
 from imgcap_desktop.core.options import DecodeOptions
 from imgcap_desktop.core.session_store import SessionStore, StoredPhoto, StoreError
 
-from .queue_model import CANCELLED, CAPTIONING, DONE, FAILED, WAITING, QueueModel, QueueRow
+from .queue_model import CANCELLED, CAPTIONING, CHECKING, DONE, FAILED, FOUND, WAITING, QueueModel, QueueRow
 from .worker import Loader, Worker, WorkerThread, default_loader
 
 # Answers of the "replace this caption file?" question.
@@ -57,6 +57,7 @@ class CaptionSession(QObject):
     job_finished = Signal(str, bool)           # summary, whether it ended without a job-wide error
     state_changed = Signal()                   # busy/loading/model or queue contents changed
     store_failed = Signal(str)                 # the queue is no longer being saved to disk
+    checked = Signal()                         # every added photo was looked at for an existing caption
 
     request_load = Signal(object)
     request_caption = Signal(list, object)
@@ -72,6 +73,7 @@ class CaptionSession(QObject):
         self.job_running = False
         self.job_error = ""
         self._job_paths: list[str] = []
+        self._job_before: dict[str, str] = {}
         self._job_done = 0
         self._job_failed = 0
         self._job_started_at = 0.0
@@ -98,6 +100,14 @@ class CaptionSession(QObject):
         self.worker.finished.connect(self._on_finished)
         self.queue.edit_requested.connect(self.edit)
 
+        # Looking for captions people already wrote reads files (a sidecar, the photo's
+        # metadata): off the GUI thread, one at a time, since it is disk-bound.
+        self._lookups = QThreadPool(self)
+        self._lookups.setMaxThreadCount(1)
+        self._lookup_signals = _LookupSignals()
+        self._lookup_signals.found.connect(self._on_found)
+        self._pending_lookups = 0
+
     # ------------------------------------------------------------------ state
 
     @property
@@ -107,6 +117,10 @@ class CaptionSession(QObject):
     @property
     def idle(self) -> bool:
         return not self.job_running and not self.loading
+
+    @property
+    def checking(self) -> bool:
+        return self._pending_lookups > 0
 
     # ------------------------------------------------------------------ the file on disk
 
@@ -184,8 +198,10 @@ class CaptionSession(QObject):
             # A photo being captioned when the app stopped is simply waiting again.
             status = WAITING if photo.status == CAPTIONING else photo.status
             rows.append(QueueRow(Path(photo.path), status=status, text=photo.text, caption=photo.caption,
-                                 error=photo.error, edited=photo.edited, saved_text=photo.saved_text))
+                                 error=photo.error, edited=photo.edited, saved_text=photo.saved_text,
+                                 source=photo.source))
         added = self.queue.add_rows(rows)
+        self._look_up([self.queue.row(n) for n in added if self.queue.row(n).status == CHECKING])
         self.state_changed.emit()
         return len(added)
 
@@ -200,12 +216,38 @@ class CaptionSession(QObject):
     # ------------------------------------------------------------------ the queue
 
     def add_paths(self, paths: list[Path]) -> list[int]:
-        numbers = self.queue.add_paths(paths)
+        """Queue photos; each is first looked at for a caption someone already wrote (``checked``
+        follows), so that such a caption is shown instead of being replaced by the model's."""
+        numbers = self.queue.add_rows(QueueRow(Path(p), status=CHECKING) for p in paths)
         if numbers:
             rows = [self.queue.row(n) for n in numbers]
             self._persist(lambda store: store.add(StoredPhoto(str(r.path), r.status) for r in rows))
+            self._look_up(rows)
             self.state_changed.emit()
         return numbers
+
+    def _look_up(self, rows: list[QueueRow]) -> None:
+        if not rows:
+            return
+        self._pending_lookups += len(rows)
+        self._lookups.start(_LookupTask(self._lookup_signals, [str(r.path) for r in rows]))
+
+    def _on_found(self, path: str, text: str, source: str) -> None:
+        self._pending_lookups = max(self._pending_lookups - 1, 0)
+        number = self.queue.row_of(path)
+        if number >= 0 and self.queue.row(number).status == CHECKING:
+            row = self.queue.row(number)
+            if text:
+                # Already saved where it was found: not an unsaved caption.
+                row.saved_text, row.source = text, source
+                self.queue.set_state(number, text=text, edited=False, caption=None, status=FOUND)
+                self._persist(lambda store: store.update(path, status=FOUND, text=text, saved_text=text,
+                                                         source=source))
+            else:
+                self._set_status(number, WAITING)
+        self.state_changed.emit()
+        if not self._pending_lookups:
+            self.checked.emit()
 
     def remove(self, numbers: list[int]) -> None:
         numbers = sorted({n for n in numbers if 0 <= n < self.queue.rowCount()})
@@ -259,6 +301,8 @@ class CaptionSession(QObject):
         if not numbers or not self.idle or not self.model_is_ready:
             return False
         self._job_paths = [str(self.queue.row(n).path) for n in numbers]
+        # What each photo was before the job, so that undoing a new caption restores it exactly.
+        self._job_before = {str(self.queue.row(n).path): self.queue.row(n).status for n in numbers}
         self._job_done = 0
         self._job_failed = 0
         self.job_error = ""
@@ -301,10 +345,12 @@ class CaptionSession(QObject):
         if number < 0:
             return
         row = self.queue.row(number)
-        if row.edited and row.text.strip() and row.text != caption.text:
-            # A new caption over a person's edit: undo brings the edit back.
+        before = self._job_before.get(path, row.status)
+        if (row.edited or before == FOUND) and row.text.strip() and row.text != caption.text:
+            # A new caption over a person's words (an edit, or a caption found with the photo):
+            # undo brings them back.
             self.undo_stack.push(_SetCaption(self, row, text=caption.text, edited=False, caption=caption,
-                                             status=DONE, label=f"Caption {row.name} again"))
+                                             status=DONE, label=f"Caption {row.name} again", before_status=before))
         else:
             self._apply(row.path, caption.text, False, caption, DONE)
 
@@ -437,11 +483,34 @@ class CaptionSession(QObject):
         self._shut_down = True
         self.worker.cancel()
         self._thread.stop()
+        self._lookups.clear()
+        self._lookups.waitForDone(5000)
         if self.store is not None:
             self.store.close()
             self.store = None
         if self._lock is not None:
             self._lock.unlock()
+
+
+class _LookupSignals(QObject):
+    found = Signal(str, str, str)   # path, text ("" for none), where it was found
+
+
+class _LookupTask(QRunnable):
+    def __init__(self, signals: _LookupSignals, paths: list[str]):
+        super().__init__()
+        self.signals = signals
+        self.paths = paths
+
+    def run(self) -> None:
+        from imgcap_desktop.core.writers import existing_caption
+
+        for path in self.paths:
+            try:
+                found = existing_caption(Path(path))
+            except Exception:  # noqa: BLE001 - a lookup must never cost the photo its place
+                found = None
+            self.signals.found.emit(path, *(found or ("", "")))
 
 
 def record_of(row: QueueRow) -> dict:
@@ -461,11 +530,11 @@ class _SetCaption(QUndoCommand):
     MERGE_ID = 1
 
     def __init__(self, session: CaptionSession, row: QueueRow, *, text: str, edited: bool, caption,
-                 status: str | None = None, typing: bool = False, label: str = ""):
+                 status: str | None = None, typing: bool = False, label: str = "", before_status: str | None = None):
         super().__init__(label or f"Edit caption of {row.name}")
         self.session = session
         self.path = row.path
-        self.before = (row.text, row.edited, row.caption, row.status)
+        self.before = (row.text, row.edited, row.caption, before_status or row.status)
         self.after = (text, edited, caption, status or row.status)
         self.typing = typing
 
@@ -504,7 +573,7 @@ class _RemoveRows(QUndoCommand):
         for number, row in self.removed:  # ascending, so each goes back where it was
             queue.insert_row(number, row)
         self.session._persist(lambda store: (
-            store.add(StoredPhoto(str(r.path), r.status, r.text, r.saved_text, r.edited, r.error, r.caption)
+            store.add(StoredPhoto(str(r.path), r.status, r.text, r.saved_text, r.edited, r.error, r.caption, r.source)
                       for _, r in self.removed),
             store.renumber(str(r.path) for r in queue.rows)))
         self.session.state_changed.emit()

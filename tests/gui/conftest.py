@@ -200,6 +200,6 @@ def idle(qtbot):
 
     def wait(target, timeout=10_000):
         session = getattr(target, "session", target)
-        qtbot.waitUntil(lambda: session.idle, timeout=timeout)
+        qtbot.waitUntil(lambda: session.idle and not session.checking, timeout=timeout)
 
     return wait

@@ -28,6 +28,7 @@ def test_window_shows_before_a_model_and_waits_for_it(make_window, photos, idle,
     window = make_window(load=False)
     window.show()
     window.add_paths([photos["red"]])
+    idle(window)  # the photo was looked at for a caption already written: none
     assert not window.model_ready
     assert not window.act_caption.isEnabled() and not window.act_caption_all.isEnabled()
     assert window.queue.rows[0].status == WAITING
@@ -43,6 +44,7 @@ def test_work_buttons_disabled_from_start_until_finished(make_window, photos, id
     window = make_window()
     no_auto(window)
     window.add_paths([photos["red"], photos["green"], photos["blue"]])
+    idle(window)
     assert all(enabled(window, ("act_caption", "act_caption_all", "act_model", "act_settings")).values())
 
     seen = {}
@@ -92,6 +94,7 @@ def test_cancel_mid_batch_marks_the_rest_cancelled(make_window, tmp_path, idle):
     window = make_window(delay=0.05)
     no_auto(window)
     window.add_paths(many_photos(tmp_path, 6))
+    idle(window)
     finished = []
     window.session.worker.finished.connect(finished.append)
     # Cancel as the second result leaves the worker thread (a direct connection runs there), as
@@ -334,6 +337,7 @@ def test_closing_during_a_batch_stops_the_thread_cleanly(make_window, tmp_path, 
     no_auto(window)
     window.show()
     window.add_paths(many_photos(tmp_path, 40))
+    qtbot.waitUntil(lambda: not window.session.checking)
     window.caption_all()
     qtbot.waitUntil(lambda: len(window.queue.numbers_with_status(DONE)) >= 1, timeout=5000)
     window.close()

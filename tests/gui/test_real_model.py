@@ -39,6 +39,7 @@ def test_real_model_in_real_thread_keeps_the_event_loop_running(make_window, rea
     assert window.model_ready, shown_errors
 
     window.add_paths(photos + [broken])
+    qtbot.waitUntil(lambda: not window.session.checking)
     window.caption_all()
     idle(window, 300_000)
     first = [r.text for r in window.queue.rows]

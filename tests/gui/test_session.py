@@ -63,6 +63,7 @@ def test_a_real_model_in_the_real_thread_captions_and_every_step_is_on_disk(sess
     assert session.model_is_ready
 
     numbers = session.add_paths([photos["red"], photos["broken"], photos["green"]])
+    qtbot.waitUntil(lambda: not session.checking)  # no caption was written for them before
     assert [p.status for p in stored(folder).values()] == [WAITING] * 3  # on disk before any caption
     finished = []
     session.job_finished.connect(lambda message, ok: finished.append(message))

@@ -164,8 +164,52 @@ def test_caption_on_open_can_be_turned_off_and_on(make_window, photos, idle, qtb
     window.act_auto.trigger()  # off
     assert settings.get("caption_on_open") is False
     window.add_paths([photos["red"]])
+    qtbot.waitUntil(lambda: not window.session.checking)
     assert not window.busy and window.queue.rows[0].status == WAITING
     window.act_auto.trigger()  # on again: the waiting photo is captioned now
     assert settings.get("caption_on_open") is True
     idle(window)
     assert window.queue.rows[0].status == DONE
+
+
+def test_a_caption_someone_already_wrote_is_shown_and_never_replaced_unasked(make_window, tmp_path, idle, qtbot,
+                                                                            settings):
+    from imgcap_desktop.core.metadata import write_description
+    from imgcap_desktop.gui.queue_model import FOUND, status_text
+
+    folder = tmp_path / "mine"
+    with_sidecar = write_photo(folder / "one.jpg")
+    (folder / "one.txt").write_text("my dog on the beach\n")
+    described = write_photo(folder / "two.jpg")
+    write_description(described, "grandma's garden in May")
+    plain = write_photo(folder / "three.jpg")
+
+    window = make_window()
+    window.add_paths([folder])
+    idle(window)
+    rows = {r.name: r for r in window.queue.rows}
+    assert (rows["one.jpg"].status, rows["one.jpg"].text, status_text(rows["one.jpg"])) == \
+        (FOUND, "my dog on the beach", "from one.txt")
+    assert (rows["two.jpg"].text, status_text(rows["two.jpg"])) == ("grandma's garden in May", "from the photo")
+    assert rows["three.jpg"].status == DONE  # only this one went to the model
+    assert [p.name for p in window.loader.captioner.calls[-1]["paths"]] == ["three.jpg"]
+    assert not rows["one.jpg"].unsaved and not rows["two.jpg"].unsaved  # already saved where they were found
+    window.caption_all()  # everything is captioned: Caption All leaves the found ones alone
+    idle(window)
+    assert rows["one.jpg"].text == "my dog on the beach"
+
+    # Asked for explicitly, the model's caption replaces it, and undo brings it back.
+    window.select_row(window.queue.row_of(with_sidecar))
+    window.caption_current()
+    idle(window)
+    assert rows["one.jpg"].text.startswith("a photo named one")
+    window.act_undo.trigger()
+    assert rows["one.jpg"].text == "my dog on the beach"
+
+    # The next launch shows where it came from too.
+    window.shutdown()
+    settings.set("restore_session", "always")
+    again = make_window(load=False)
+    qtbot.waitUntil(lambda: again.queue.rowCount() == 3)
+    restored = {r.name: r for r in again.queue.rows}
+    assert status_text(restored["two.jpg"]) == "from the photo"
