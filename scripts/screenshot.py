@@ -23,8 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 SAMPLES = ROOT / "resources" / "samples"
-SCENARIOS = ("empty", "photo", "batch", "menu", "filter", "found", "zoom", "settings", "about", "restore",
-             "unsaved")
+SCENARIOS = ("empty", "photo", "batch", "menu", "filter", "found", "zoom", "settings", "rewrite", "about",
+             "restore", "unsaved")
 
 
 class DemoCaptioner:
@@ -81,7 +81,7 @@ def main() -> int:
     from PySide6.QtWidgets import QApplication, QMessageBox
 
     from imgcap_desktop.gui.about import AboutDialog
-    from imgcap_desktop.gui.dialogs import SettingsDialog
+    from imgcap_desktop.gui.dialogs import RewriteDialog, SettingsDialog
 
     from imgcap_desktop.gui.app import process_age
     from imgcap_desktop.gui.main_window import MainWindow, app_icon
@@ -187,6 +187,7 @@ def main() -> int:
         grab_screen("zoom", zoom)
         zoom.close()
     for name, make in (("settings", lambda: SettingsDialog(settings.all(), window)),
+                       ("rewrite", lambda: RewriteDialog(len(window.selected_numbers()), window.queue.rowCount(), window)),
                        ("about", lambda: AboutDialog(window.session.model_name, settings.get("model_path"), window))):
         if name in scenarios:
             dialog = make()

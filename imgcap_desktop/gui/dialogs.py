@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QDoubleSpinBox,
     QLabel,
+    QLineEdit,
     QMessageBox,
     QProgressDialog,
     QPushButton,
@@ -260,3 +261,48 @@ class SettingsDialog(QDialog):
             "sidecar_overwrite": self.sidecar.currentData(),
             "model_path": self.model.currentData() or "",
         }
+
+
+class RewriteDialog(QDialog):
+    """Edit > Find, Replace, Prefix, Suffix: one change to many captions at once."""
+
+    def __init__(self, selected: int, total: int, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("rewrite")
+        self.setWindowTitle("Find, Replace, Prefix, Suffix")
+        self.setMinimumWidth(460)
+        form = QFormLayout()
+        self.find = QLineEdit()
+        self.find.setPlaceholderText("text to look for (exact, case-sensitive)")
+        self.replace = QLineEdit()
+        self.prefix = QLineEdit()
+        self.prefix.setPlaceholderText("e.g. a trigger word and a comma: \"sks_style, \"")
+        self.suffix = QLineEdit()
+        for label, widget in (("&Find:", self.find), ("&Replace with:", self.replace),
+                              ("&Prefix:", self.prefix), ("&Suffix:", self.suffix)):
+            form.addRow(label, widget)
+        self.scope = QComboBox()
+        self.scope.addItem(f"The {selected} selected photo{'s' if selected != 1 else ''}", "selected")
+        self.scope.addItem(f"All {total} photos in the queue", "all")
+        self.scope.setCurrentIndex(0 if selected > 1 else 1)
+        form.addRow("&Change:", self.scope)
+        hint = QLabel("A prefix or suffix already there is not added twice. Edit › Undo takes the whole change back.")
+        hint.setWordWrap(True)
+        hint.setEnabled(False)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Change Captions")
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(hint)
+        layout.addWidget(buttons)
+
+    def values(self) -> dict:
+        return {"find": self.find.text(), "replace": self.replace.text(), "prefix": self.prefix.text(),
+                "suffix": self.suffix.text(), "scope": self.scope.currentData()}
+
+
+def ask_rewrite(parent: QWidget | None, selected: int, total: int) -> dict | None:
+    dialog = RewriteDialog(selected, total, parent)
+    return dialog.values() if dialog.exec() == QDialog.DialogCode.Accepted else None

@@ -161,6 +161,9 @@ class MainWindow(QMainWindow):
         self.act_clear = self._action("C&lear Queue", self.clear_queue, "Ctrl+Shift+Del", themed_icon("edit-clear", SP.SP_DialogResetButton))
         self.act_quit = self._action("&Quit", self.close, "Ctrl+Q", themed_icon("application-exit", SP.SP_DialogCloseButton))
         self.act_find = self._action("&Find in Queue", self.focus_search, "Ctrl+F", themed_icon("edit-find", SP.SP_FileDialogContentsView))
+        self.act_rewrite = self._action("Find, Replace, Prefi&x, Suffix…", self.rewrite_captions, "Ctrl+H",
+                                        themed_icon("edit-find-replace", SP.SP_FileDialogDetailedView),
+                                        "Change many captions at once (trigger words, fixes)")
         self.act_about = self._action("&About Image Caption", self.show_about, None, themed_icon("help-about", SP.SP_MessageBoxInformation))
         self.act_auto = self._action("Caption Photos on &Open", self.set_caption_on_open)
         self.act_auto.setCheckable(True)
@@ -317,7 +320,7 @@ class MainWindow(QMainWindow):
         edit_menu = menu.addMenu("&Edit")
         edit_menu.addActions([self.act_undo, self.act_redo])
         edit_menu.addSeparator()
-        edit_menu.addActions([self.act_copy, self.act_find])
+        edit_menu.addActions([self.act_copy, self.act_find, self.act_rewrite])
         edit_menu.addSeparator()
         edit_menu.addActions([self.act_remove, self.act_clear])
         caption_menu = menu.addMenu("&Caption")
@@ -396,6 +399,7 @@ class MainWindow(QMainWindow):
         self.act_write.setEnabled(idle and has_text)
         self.act_write_all.setEnabled(idle and any_text)
         self.act_export.setEnabled(idle and bool(session.exportable()))
+        self.act_rewrite.setEnabled(not session.job_running and any_text)
         self.act_remove.setEnabled(not session.job_running and has_rows)
         self.act_clear.setEnabled(not session.job_running and has_rows)
         self.caption_edit.setEnabled(row is not None)
@@ -648,6 +652,15 @@ class MainWindow(QMainWindow):
         else:
             self._show_row(-1)
         self._update_actions()
+
+    def rewrite_captions(self) -> None:
+        selected = self.selected_numbers()
+        values = dialogs.ask_rewrite(self, len(selected), self.queue.rowCount())
+        if values is None:
+            return
+        numbers = selected if values.pop("scope") == "selected" else list(range(self.queue.rowCount()))
+        changed = self.session.rewrite(numbers, **values)
+        self.statusBar().showMessage(f"Changed {plural(changed, 'caption')} (Undo takes it back)", 8000)
 
     def focus_search(self) -> None:
         self.search.setFocus()

@@ -264,6 +264,31 @@ class CaptionSession(QObject):
         if text != row.text:
             self.undo_stack.push(_SetCaption(self, row, text=text, edited=True, caption=row.caption, typing=typing))
 
+    def rewrite(self, numbers: list[int], *, find: str = "", replace: str = "", prefix: str = "",
+                suffix: str = "") -> int:
+        """Find/replace, then prefix and suffix, on the captions of ``numbers`` (dataset builders add
+        trigger words this way); one undo step. Returns how many captions changed."""
+        changes = []
+        for number in numbers:
+            old = self.queue.row(number).text
+            if not old.strip():
+                continue  # no caption yet: nothing to add words to
+            text = old.replace(find, replace) if find else old
+            if prefix and not text.startswith(prefix):
+                text = prefix + text
+            if suffix and not text.endswith(suffix):
+                text = text + suffix
+            if text != old:
+                changes.append((number, text))
+        if changes:  # an empty macro would still be an undo step that does nothing
+            self.undo_stack.beginMacro(f"Change {len(changes)} caption{'s' if len(changes) != 1 else ''}")
+            try:
+                for number, text in changes:
+                    self.edit(number, text)
+            finally:
+                self.undo_stack.endMacro()
+        return len(changes)
+
     def _apply(self, path: Path, text: str, edited: bool, caption, status: str) -> None:
         number = self.queue.row_of(path)
         if number < 0:

@@ -147,6 +147,7 @@ def no_unexpected_questions(monkeypatch):
     monkeypatch.setattr(dialogs, "ask_overwrite", unexpected)
     monkeypatch.setattr(dialogs, "ask_unsaved", unexpected)
     monkeypatch.setattr(dialogs, "ask_restore", unexpected)
+    monkeypatch.setattr(dialogs, "ask_rewrite", unexpected)
 
 
 @pytest.fixture(autouse=True)

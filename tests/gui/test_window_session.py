@@ -213,3 +213,28 @@ def test_a_caption_someone_already_wrote_is_shown_and_never_replaced_unasked(mak
     qtbot.waitUntil(lambda: again.queue.rowCount() == 3)
     restored = {r.name: r for r in again.queue.rows}
     assert status_text(restored["two.jpg"]) == "from the photo"
+
+
+def test_find_replace_prefix_and_suffix_change_many_captions_in_one_undo_step(make_window, tmp_path, idle, qtbot,
+                                                                            monkeypatch):
+    window = make_window()
+    paths = [write_photo(tmp_path / "set" / f"{n}.jpg") for n in ("a", "b", "c")]
+    window.add_paths(paths)
+    idle(window)
+    before = [r.text for r in window.queue.rows]
+    window.table.selectRow(0)
+    window.table.selectionModel().select(window.proxy.index(1, 0), window.table.selectionModel().SelectionFlag.Select
+                                         | window.table.selectionModel().SelectionFlag.Rows)
+    asked = []
+    monkeypatch.setattr(dialogs, "ask_rewrite", lambda parent, selected, total: asked.append((selected, total)) or
+                        {"find": "pixels", "replace": "px", "prefix": "sks, ", "suffix": "", "scope": "selected"})
+    window.act_rewrite.trigger()
+    assert asked == [(2, 3)]
+    texts = [r.text for r in window.queue.rows]
+    assert texts[0] == "sks, " + before[0].replace("pixels", "px") and texts[1].startswith("sks, ")
+    assert texts[2] == before[2]  # not selected
+    window.session.rewrite([0], prefix="sks, ")
+    assert window.queue.rows[0].text == texts[0]  # the prefix is not added twice
+    window.act_undo.trigger()
+    assert [r.text for r in window.queue.rows] == before  # one step for both photos
+    assert window.queue.rows[0].unsaved and not window.queue.rows[0].edited
