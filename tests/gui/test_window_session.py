@@ -182,7 +182,7 @@ def test_a_caption_someone_already_wrote_is_shown_and_never_replaced_unasked(mak
     (folder / "one.txt").write_text("my dog on the beach\n")
     described = write_photo(folder / "two.jpg")
     write_description(described, "grandma's garden in May")
-    plain = write_photo(folder / "three.jpg")
+    write_photo(folder / "three.jpg")  # nothing written for it: it goes to the model
 
     window = make_window()
     window.add_paths([folder])
