@@ -65,6 +65,10 @@ class Manifest:
     description: str = ""
     provenance: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
+    # core.confidence.Calibration.to_json(), written by `imgcap calibrate`; None: no confidence.
+    calibration: dict[str, Any] | None = None
+    # {"threshold": p}: class probability from which the ImageNet head's classes become keywords.
+    keywords: dict[str, Any] = field(default_factory=dict)
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
 
@@ -79,6 +83,8 @@ class Manifest:
             "vocabulary": self.vocabulary, "weights": self.weights,
             "tokens": self.tokens, "decoding": self.decoding,
             "files": self.files, "provenance": self.provenance, "metrics": self.metrics,
+            **({"calibration": self.calibration} if self.calibration is not None else {}),
+            **({"keywords": self.keywords} if self.keywords else {}),
         }
 
     @classmethod
@@ -127,6 +133,8 @@ class Manifest:
             tokens=tokens, decoding=optional(data, "decoding", dict, {}),
             files=files, provenance=optional(data, "provenance", dict, {}),
             metrics=optional(data, "metrics", dict, {}),
+            calibration=optional(data, "calibration", dict, None),
+            keywords=optional(data, "keywords", dict, {}),
         )
 
 
@@ -195,6 +203,16 @@ def read_bundle(path: str | os.PathLike, *, keras_weights: bool = True) -> Bundl
     problem = family.check_config(manifest.family_config) or limits.decoding_problem("", manifest.decoding)
     if problem:
         raise BundleError(f"{where}: {problem.lstrip(': ')}.")
+    if manifest.calibration is not None:
+        from imgcap_desktop.core.confidence import Calibration
+
+        try:
+            Calibration.from_json(manifest.calibration)
+        except ValueError as exc:
+            raise BundleError(f"{where}: {exc}.") from None
+    threshold = manifest.keywords.get("threshold", 0.5)
+    if not isinstance(threshold, (int, float)) or isinstance(threshold, bool) or not 0.0 <= threshold <= 1.0:
+        raise BundleError(f"{where}: keywords.threshold must be a number from 0 to 1.")
     spec = ENCODERS.get(manifest.encoder)
     if spec is None:
         raise BundleError(f"{where}: unknown image encoder '{manifest.encoder}' "

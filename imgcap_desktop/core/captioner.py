@@ -12,7 +12,8 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from imgcap_desktop.core import decoding
+from imgcap_desktop.core import decoding, keywords
+from imgcap_desktop.core.confidence import Calibration, features_of
 from imgcap_desktop.core.bundle import Bundle, read_bundle
 from imgcap_desktop.core.encoders import ENCODERS, Encoder, find_weights
 from imgcap_desktop.core.errors import BundleError, ImgcapError
@@ -67,6 +68,10 @@ class Captioner:
             self.vocab, step_model.vocab_size,
             suppress_unknown=bool(self.manifest.decoding.get("suppress_unknown", False)))
         self._start_id = self.vocab.id_of(self.manifest.tokens["start"])
+        # read_bundle has validated both entries.
+        self.calibration = (Calibration.from_json(self.manifest.calibration)
+                            if self.manifest.calibration is not None else None)
+        self.keyword_threshold = float(self.manifest.keywords.get("threshold", keywords.DEFAULT_THRESHOLD))
 
     @classmethod
     def load(cls, source: str | Path | None = None, *, encoder_weights: str | Path | None = None,
@@ -112,6 +117,18 @@ class Captioner:
     def description(self) -> str:
         return self.manifest.description
 
+    @property
+    def has_attention(self) -> bool:
+        """Whether captions carry per-word attention over the encoder's grid (the attend family does)."""
+        return self.manifest.family == "attend"
+
+    @property
+    def grid_shape(self) -> tuple[int, int] | None:
+        """(rows, columns) of the attention grid, e.g. (7, 7); None without spatial attention."""
+        cells = int(self.spec.feature_shape[0])
+        side = int(round(cells ** 0.5))
+        return (side, side) if self.has_attention and side * side == cells else None
+
     def default_beam(self) -> int:
         return int(self.manifest.decoding.get("beam", 1) or 1)
 
@@ -123,29 +140,38 @@ class Captioner:
                                 length_penalty=float(self.manifest.decoding.get("length_penalty", 0.0)))
 
     def caption_features(self, features: np.ndarray, *, beam: int = 0, max_length: int = 0,
-                         length_penalty: float | None = None, keep_attention: bool = False) -> list[Caption]:
+                         length_penalty: float | None = None) -> list[Caption]:
         options = self.resolve(DecodeOptions(beam=beam, max_length=max_length, length_penalty=length_penalty))
-        return self._decode(features, options, keep_attention)
+        return self._decode(features, options)
 
-    def _decode(self, features: np.ndarray, options: DecodeOptions, keep_attention: bool) -> list[Caption]:
+    def _decode(self, features: np.ndarray, options: DecodeOptions) -> list[Caption]:
+        # Attention is always kept: it costs a few floats per word, and the confidence and the
+        # app's overlay both read it.
         ranked = decoding.beam_search(self.step_model, features, beam=options.beam, start_id=self._start_id,
                                       stops=self._stops, max_length=options.max_length,
-                                      length_penalty=options.length_penalty, keep_attention=keep_attention,
+                                      length_penalty=options.length_penalty, keep_attention=True,
                                       no_repeat_ngram=int(self.manifest.decoding.get("no_repeat_ngram", 0)))
-        return [self._caption(hyps, options.length_penalty, keep_attention) for hyps in ranked]
+        concepts = self.step_model.concepts(features)
+        return [self._caption(hyps, options.length_penalty, None if concepts is None else concepts[i])
+                for i, hyps in enumerate(ranked)]
 
-    def _caption(self, hyps: Sequence[decoding.Hypothesis], penalty: float, keep_attention: bool) -> Caption:
+    def _caption(self, hyps: Sequence[decoding.Hypothesis], penalty: float, concepts: np.ndarray | None) -> Caption:
         words = self.vocab.word_of
         alternatives = tuple(Alternative(" ".join(words(t) for t in h.tokens), h.log_prob, h.score(penalty))
                              for h in hyps)
         best = hyps[0]
-        attention = np.stack(best.attention) if keep_attention and best.attention else None
+        attention = np.stack(best.attention) if best.attention else None
+        signals = features_of(best.token_log_probs, [a.score for a in alternatives], len(best.tokens),
+                              attention, concepts)
+        confidence = self.calibration.predict(signals) if self.calibration is not None else None
+        tags = keywords.from_probabilities(concepts, self.keyword_threshold) if concepts is not None else ()
         return Caption(text=alternatives[0].text, score=alternatives[0].score, alternatives=alternatives,
-                       attention=attention)
+                       attention=attention, confidence=confidence, keywords=tags, signals=signals,
+                       classes=None if concepts is None else np.asarray(concepts, dtype=np.float32))
 
     def caption_paths(self, paths: Iterable[str | Path], *, beam: int = 0, max_length: int = 0,
                       batch_size: int = 8, cancelled: Callable[[], bool] | None = None,
-                      length_penalty: float | None = None, keep_attention: bool = False) -> Iterator[CaptionResult]:
+                      length_penalty: float | None = None) -> Iterator[CaptionResult]:
         """One record per path, in order; stops early (yielding nothing more) once ``cancelled()`` is true."""
         options = self.resolve(DecodeOptions(beam=beam, max_length=max_length, batch_size=batch_size,
                                              length_penalty=length_penalty))
@@ -154,7 +180,7 @@ class Captioner:
 
         def flush() -> Iterator[CaptionResult]:
             if batch:
-                yield from self._run_batch(batch, pending, options, keep_attention)
+                yield from self._run_batch(batch, pending, options)
             else:
                 yield from (r for r in pending if r is not None)
             batch.clear()
@@ -180,10 +206,10 @@ class Captioner:
             return
         yield from flush()
 
-    def _run_batch(self, batch, pending, options: DecodeOptions, keep_attention):
+    def _run_batch(self, batch, pending, options: DecodeOptions):
         try:
             features = self.encoder(np.stack([a for _, a in batch]))
-            captions = self._decode(features, options, keep_attention)
+            captions = self._decode(features, options)
         except Exception as exc:  # keep going with the next batch; every photo here gets the reason
             message = f"captioning failed: {exc}".splitlines()[0]
             results = iter([CaptionResult(p, error=f"{p.name}: {message}") for p, _ in batch])

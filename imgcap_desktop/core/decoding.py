@@ -22,6 +22,7 @@ class Hypothesis:
     log_prob: float            # summed log-probabilities of every consumed prediction, end token included
     steps: int                 # predictions made (len(tokens) + 1 if it ended)
     attention: list[np.ndarray] = field(default_factory=list)
+    token_log_probs: list[float] = field(default_factory=list)  # one per prediction: what log_prob sums
 
     def score(self, length_penalty: float) -> float:
         """Log-probability divided by steps**alpha (Wu et al. 2016 use a smoothed form; this plain one is enough here)."""
@@ -93,6 +94,7 @@ def greedy(model: StepModel, features: np.ndarray, *, start_id: int, stops: Stop
         for row, image in enumerate(active):
             h = hyps[image]
             h.log_prob += float(best_lp[row])
+            h.token_log_probs.append(float(best_lp[row]))
             h.steps += 1
             if keep_attention and out.attention is not None:
                 h.attention.append(out.attention[row])
@@ -160,7 +162,8 @@ def beam_search(model: StepModel, features: np.ndarray, *, beam: int, start_id: 
                 r_local, word = divmod(int(idx), totals.shape[1])
                 parent = live[mine[r_local]]
                 child = Hypothesis(list(parent.tokens), float(flat[idx]), parent.steps + 1,
-                                   list(parent.attention))
+                                   list(parent.attention),
+                                   parent.token_log_probs + [float(flat[idx]) - parent.log_prob])
                 if keep_attention and out.attention is not None:
                     child.attention.append(out.attention[mine[r_local]])
                 if stops.terminal[word]:

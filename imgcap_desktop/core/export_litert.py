@@ -3,7 +3,8 @@
 ``imgcap export-litert BUNDLE`` writes ``BUNDLE/litert/``:
 
 - ``encoder.tflite``: preprocessed images ``(N, 224, 224, 3)`` -> ``features (N, 49, 1280)``
-- ``decoder_begin.tflite``: ``features`` -> ``annotations, keys, h, c``
+- ``decoder_begin.tflite``: ``features`` -> ``annotations, keys, h, c`` (and ``concepts``, the ImageNet
+  head's probabilities, for decoders with the semantic slot)
 - ``decoder_step.tflite``: ``annotations, keys, h, c, tokens`` -> ``log_probs, h, c, alpha``
 - ``litert.json``: the files with their sha256 and the sha256 of the ``manifest.json`` they came from.
 
@@ -97,7 +98,10 @@ def export_bundle(bundle_dir: str | os.PathLike, out_dir: str | os.PathLike | No
     @tf.function(input_signature=[tf.TensorSpec([None, cells, feat], tf.float32, name="features")])
     def begin(features):
         (annotations, keys), (h, c) = decoder.begin(features)
-        return {"annotations": annotations, "keys": keys, "h": h, "c": c}
+        out = {"annotations": annotations, "keys": keys, "h": h, "c": c}
+        if config["semantic"]:
+            out["concepts"] = decoder.concepts(features)  # keywords and confidence read the ImageNet head
+        return out
 
     @tf.function(input_signature=[
         tf.TensorSpec([None, slots, proj], tf.float32, name="annotations"),

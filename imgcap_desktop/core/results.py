@@ -26,6 +26,15 @@ class Caption:
     alternatives: tuple[Alternative, ...] = ()
     # (words, grid cells) attention weights for families that attend over a feature grid.
     attention: np.ndarray | None = field(default=None, compare=False, repr=False)
+    # The estimated probability that the caption is good (core.confidence); None for a bundle without
+    # a calibration (the seed model), or a family lacking a feature the calibration uses.
+    confidence: float | None = None
+    # Plain keywords from the encoder's ImageNet head (core.keywords); empty for families without one.
+    keywords: tuple[str, ...] = ()
+    # What the confidence was computed from (core.confidence.FEATURES); kept for fitting and reports.
+    signals: dict = field(default_factory=dict, compare=False, repr=False)
+    # The encoder's (1000,) ImageNet class probabilities the keywords came from; None without a head.
+    classes: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

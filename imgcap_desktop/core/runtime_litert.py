@@ -205,6 +205,12 @@ class LiteRTStepModel(StepModel):
         out = self._begin(features=np.ascontiguousarray(features, dtype=np.float32))
         return (out["annotations"], out["keys"]), (out["h"], out["c"])
 
+    def concepts(self, features):
+        # Exports of semantic-slot decoders give the ImageNet head as one more output of begin.
+        if "concepts" not in self._begin.outputs:
+            return None
+        return self._begin(features=np.ascontiguousarray(features, dtype=np.float32))["concepts"]
+
     def step(self, context, state, tokens):
         annotations, keys = context
         h, c = state

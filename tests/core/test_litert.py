@@ -28,7 +28,8 @@ SMALL = {"embed_dim": 16, "proj_dim": 32, "attention_dim": 16, "units": 32, "out
 
 
 def make_attend_bundle(out: Path, *, encoder_weights: Path = LITE0_WEIGHTS, seed: int = 3,
-                       logit_scale: float = 8.0, beam: int = 3) -> Path:
+                       logit_scale: float = 8.0, beam: int = 3, semantic: bool = False,
+                       calibration: dict | None = None, keywords: dict | None = None) -> Path:
     """A real attend bundle with random decoder weights.
 
     The output layer is scaled up so the arg-max word is never a near tie (random
@@ -44,7 +45,7 @@ def make_attend_bundle(out: Path, *, encoder_weights: Path = LITE0_WEIGHTS, seed
     out.mkdir(parents=True, exist_ok=True)
     vocab = Vocabulary((None, "<unk>", "startseq", "endseq", *WORDS), unknown="<unk>")
     vocab.to_json(out / "vocab.json")
-    config = {"vocab_size": vocab.size, "max_length": 12, **SMALL}
+    config = {"vocab_size": vocab.size, "max_length": 12, **SMALL, **({"semantic": 1} if semantic else {})}
     keras.utils.set_random_seed(seed)
     decoder = build_decoder(config)
     kernel, bias = decoder.out_logits.get_weights()
@@ -59,7 +60,8 @@ def make_attend_bundle(out: Path, *, encoder_weights: Path = LITE0_WEIGHTS, seed
         feature_shape=[49, 1280], encoder_weights="encoder_lite0.weights.h5", max_length=12,
         vocabulary="vocab.json", weights="decoder.weights.h5",
         tokens={"start": "startseq", "end": "endseq"},
-        decoding={"beam": beam, "length_penalty": 0.0, "suppress_unknown": True})
+        decoding={"beam": beam, "length_penalty": 0.0, "suppress_unknown": True},
+        calibration=calibration, keywords=keywords or {})
     write_manifest(out, manifest)
     return out
 
@@ -128,8 +130,8 @@ def test_same_captions_as_keras(both, beam):
 
 def test_batch_of_one_and_attention(both):
     keras_cap, lite_cap = both
-    a = next(iter(keras_cap.caption_paths(SAMPLES[:1], beam=1, keep_attention=True))).caption
-    b = next(iter(lite_cap.caption_paths(SAMPLES[:1], beam=1, keep_attention=True))).caption
+    a = next(iter(keras_cap.caption_paths(SAMPLES[:1], beam=1))).caption
+    b = next(iter(lite_cap.caption_paths(SAMPLES[:1], beam=1))).caption
     assert a.text == b.text
     assert b.attention.shape == a.attention.shape
     np.testing.assert_allclose(b.attention, a.attention, atol=1e-4)

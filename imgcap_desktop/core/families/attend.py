@@ -128,13 +128,18 @@ def _decoder_class():
             """features (B, cells, F) -> context (annotations, keys) and state (h, c)."""
             annotations = self.enc_proj(self.feature_dropout(features, training=training))
             if self.use_semantic:
-                probs = tf.nn.softmax(self.imagenet_fc(tf.reduce_mean(features, axis=1)))
-                concept = self.semantic(probs)
+                concept = self.semantic(self.concepts(features))
                 # One more slot to attend to, beside the grid cells.
                 annotations = tf.concat([annotations, concept[:, None, :]], axis=1)
             keys = self.att_keys(annotations)
             mean = tf.reduce_mean(annotations, axis=1)
             return (annotations, keys), (self.init_h(mean), self.init_c(mean))
+
+        def concepts(self, features):
+            """The frozen ImageNet head's class probabilities, or None without the semantic slot."""
+            if not self.use_semantic:
+                return None
+            return tf.nn.softmax(self.imagenet_fc(tf.reduce_mean(features, axis=1)))
 
         def step(self, annotations, keys, h, c_state, tokens, training=False):
             scores = self.att_score(tf.tanh(keys + self.att_query(h)[:, None, :]))[..., 0]
@@ -180,6 +185,9 @@ def _ensemble_class():
             parts = [m.begin(features, training=training) for m in self.members]
             return ((tf.concat([p[0][0] for p in parts], -1), tf.concat([p[0][1] for p in parts], -1)),
                     (tf.concat([p[1][0] for p in parts], -1), tf.concat([p[1][1] for p in parts], -1)))
+
+        def concepts(self, features):
+            return self.members[0].concepts(features)  # every member holds the same frozen head
 
         def step(self, annotations, keys, h, c_state, tokens, training=False):
             n = len(self.members)
@@ -230,6 +238,19 @@ class AttendStepModel(TensorStepModel):
             return tf.nn.log_softmax(logits), h, c_state, alpha
 
         self._begin, self._step = begin, step
+        self._concepts = None
+        if c["semantic"]:
+            @tf.function(input_signature=[tf.TensorSpec([None, c["grid_cells"], c["feature_dim"]], f32)],
+                         autograph=False)
+            def concepts(features):
+                return decoder.concepts(features)
+
+            self._concepts = concepts
+
+    def concepts(self, features):
+        if self._concepts is None:
+            return None
+        return self._concepts(self._tf.convert_to_tensor(features, self._tf.float32)).numpy()
 
     def begin(self, features):
         tf = self._tf

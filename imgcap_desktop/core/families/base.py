@@ -45,6 +45,13 @@ class StepModel(abc.ABC):
     def select(self, arrays: Arrays, rows: np.ndarray) -> Arrays:
         """The given rows of every array, in order (rows may repeat)."""
 
+    def concepts(self, features: np.ndarray) -> np.ndarray | None:
+        """(images, classes) probabilities of the encoder's ImageNet head, for families that carry it.
+
+        Keywords and the confidence's class features come from here; None means the family has no head.
+        """
+        return None
+
 
 class TensorStepModel(StepModel):
     """A step model whose context and state are TensorFlow tensors (the Keras runtime)."""
