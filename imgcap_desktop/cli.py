@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", choices=("never", "always"), default="never",
                    help="with --write: keep (never, the default) or replace (always) an existing caption "
                         "file or description; nothing ever asks")
+    p.add_argument("--attention-out", type=Path, default=None, metavar="DIR",
+                   help="write NAME.attention.png per photo into DIR: every word's attention over the photo "
+                        "(attend-family models); each record's 'written' says where")
     p.add_argument("--engine", choices=("local", "ray"), default="local",
                    help="ray: batch inference on Ray Data, on this machine or a cluster (needs the "
                         "'distributed' extra)")
@@ -108,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     if training_commands is not None:
         training_commands.add_parsers(sub)
     else:
-        for name in ("train", "evaluate", "ensemble"):
+        for name in ("train", "evaluate", "ensemble", "calibrate"):
             _needs_development_install(sub, name)
     try:
         from imgcap_desktop.core import export_litert
@@ -178,6 +181,7 @@ def cmd_caption(args) -> int:
     from imgcap_desktop.core.writers import write_targets
 
     captioner = Captioner.load(args.model, encoder_weights=args.encoder_weights)
+    maps = _AttentionWriter(args.attention_out, captioner) if args.attention_out else None
     writer = _RecordWriter(args.format, sys.stdout)
     failures = 0
     # A second name of one file (a symlink, a hard link) gets its own record, from one captioning.
@@ -195,8 +199,10 @@ def cmd_caption(args) -> int:
     for first in results:
         for result in [first] + [CaptionResult(p, first.caption, first.error) for p in copies.get(first.path, [])]:
             failures += not result.ok
-            written = write_targets(result.path, result.caption.text, args.write, args.overwrite) \
-                if result.ok and args.write else []
+            written = write_targets(result.path, result.caption.text, args.write, args.overwrite,
+                                    keywords=result.caption.keywords) if result.ok and args.write else []
+            if maps is not None and result.ok:
+                written.append(maps.write(result))
             for entry in written:
                 writes[entry["result"]] = writes.get(entry["result"], 0) + 1
             writer.write(result, make_record(result.path, caption=result.caption, error=result.error,
@@ -220,6 +226,9 @@ def _caption_on_ray(args) -> int:
     if args.out is None:
         print("imgcap: --engine ray writes sharded files: give the folder with --out DIR", file=sys.stderr)
         return EXIT_ERROR
+    if args.attention_out:
+        print("imgcap: --attention-out goes with the local engine", file=sys.stderr)
+        return EXIT_ERROR
     if args.write:
         print("imgcap: --write goes with the local engine (Ray workers need not see the photos' folders "
               "as writable)", file=sys.stderr)
@@ -237,6 +246,44 @@ def _caption_on_ray(args) -> int:
           + (f", {summary.failed} of them failed photos" if summary.failed else "")
           + (f"; {summary.skipped} skipped as already done" if summary.skipped else ""), file=sys.stderr)
     return EXIT_SOME_FAILED if summary.failed or summary.missing else EXIT_OK
+
+
+class _AttentionWriter:
+    """``--attention-out DIR``: one strip of per-word attention maps per photo."""
+
+    def __init__(self, folder: Path, captioner):
+        self.folder = folder
+        self.grid = captioner.grid_shape
+        self.used: set[str] = set()
+        if self.grid is None:
+            print(f"imgcap: {captioner.name} has no spatial attention (only attend-family models look at parts "
+                  f"of the photo); no attention maps written", file=sys.stderr)
+        else:
+            folder.mkdir(parents=True, exist_ok=True)
+
+    def _name(self, path: Path) -> Path:
+        # Two photos with one name in different folders must not overwrite each other's strip.
+        name, n = f"{path.stem}.attention.png", 1
+        while name in self.used:
+            n += 1
+            name = f"{path.stem}-{n}.attention.png"
+        self.used.add(name)
+        return self.folder / name
+
+    def write(self, result) -> dict:
+        from imgcap_desktop.core.attention_maps import write_strip
+        from imgcap_desktop.core.images import load_rgb
+
+        caption = result.caption
+        if self.grid is None or caption.attention is None:
+            return {"target": "attention", "path": None, "result": "failed",
+                    "error": "this model has no spatial attention"}
+        out = self._name(Path(result.path))
+        try:
+            write_strip(load_rgb(result.path), caption.text.split(), caption.attention, self.grid, out)
+            return {"target": "attention", "path": str(out), "result": "written", "error": None}
+        except (ImgcapError, OSError, ValueError) as exc:
+            return {"target": "attention", "path": str(out), "result": "failed", "error": str(exc)}
 
 
 class _RecordWriter:

@@ -92,6 +92,24 @@ def add_parsers(sub) -> None:
     p.add_argument("--no-java", action="store_true", help="skip METEOR and the Java PTB tokenizer")
     p.set_defaults(func=cmd_evaluate)
 
+    p = sub.add_parser("calibrate", help="fit a model's confidence and keyword threshold on held-out photos "
+                                         "and write them into its manifest")
+    _add_data_options(p, required=True)
+    p.add_argument("--model", required=True, help="attend-family bundle folder to calibrate (changed in place)")
+    p.add_argument("--judged", default=None, metavar="TSV",
+                   help="photos judged by hand (columns photo, verdict: accurate|wrong detail|wrong), added "
+                        "to the fitting data; e.g. benchmarks/everyday_judged.tsv")
+    p.add_argument("--judged-photos", default=None, metavar="DIR",
+                   help="the folder the --judged TSV's photo names are in (default: the TSV's folder)")
+    p.add_argument("--good-cider", type=float, default=0.5,
+                   help="a caption is good when its CIDEr-D against the photo's references reaches this")
+    p.add_argument("--check-below", type=float, default=0.5,
+                   help="the confidence below which the app suggests reading a caption first")
+    p.add_argument("--beam", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_calibrate)
+
 
 def cmd_train(args) -> int:
     import os
@@ -197,3 +215,17 @@ def cmd_evaluate(args) -> int:
         print(f"note:   {note}")
     print(f"captions written to {out_path}")
     return 1 if failures else 0
+
+
+def cmd_calibrate(args) -> int:
+    from imgcap_desktop.core.training.calibrate import calibrate
+
+    try:
+        calibrate(args.model, args.data, split_files=args.split_files, fmt=args.format, judged=args.judged, judged_photos=args.judged_photos,
+                  beam=args.beam, batch_size=args.batch_size, good_cider=args.good_cider,
+                  check_below=args.check_below, progress=not args.no_progress)
+    except ValueError as exc:
+        print(f"imgcap: {exc}", file=sys.stderr)
+        return 2
+    print(f"calibrated {args.model} (manifest, reliability.png, calibration.json)")
+    return 0

@@ -351,3 +351,48 @@ def test_cli_ensemble_combines_members_and_chooses_decoding_on_validation(shapes
     held_out = manifest["provenance"]["test_images"][:4]
     records = list(captioner.caption_paths([shapes_data / "Images" / k for k in held_out]))
     assert all(r.ok and r.caption.text for r in records)
+
+
+def test_cli_calibrate_fits_on_val_reports_on_test_and_writes_the_manifest(two_folders, trained, tmp_path, capsys):
+    import shutil
+
+    from imgcap_desktop.cli import main
+    from imgcap_desktop.core.bundle import read_bundle
+    from imgcap_desktop.core.captioner import Captioner
+
+    root, splits = two_folders
+    bundle = tmp_path / "bundle"
+    shutil.copytree(trained["bundle"], bundle)
+    judged = tmp_path / "judged"
+    judged.mkdir()
+    rows = ["photo\tverdict"]
+    for i in range(4):  # photos unlike anything it was trained on, judged by hand as wrong
+        Image.fromarray(np.random.default_rng(i).integers(0, 256, (96, 128, 3), dtype=np.uint8)).save(
+            judged / f"noise{i}.png")
+        rows.append(f"noise{i}.png\twrong")
+    (judged / "judged.tsv").write_text("\n".join(rows) + "\n")
+    # A CIDEr-D bar high enough that some held-out shapes captions miss it.
+    code = main(["calibrate", "--data", str(root / "a"), "--data", str(root / "b"), "--split-files",
+                 str(root / "splits"), "--model", str(bundle), "--judged", str(judged / "judged.tsv"),
+                 "--good-cider", "3.0", "--no-progress"])
+    assert code == 0
+    report = json.loads((bundle / "calibration.json").read_text())
+    assert report["judged_photos"] == 4
+    assert report["test_photos"] == len(splits["test"])
+    assert 0.0 <= report["base_rate_val"] <= 1.0
+    manifest = read_bundle(bundle).manifest
+    assert manifest.calibration["features"] == report["features"]
+    assert manifest.metrics["confidence"]["judged_photos"] == 4
+    with Image.open(bundle / "reliability.png") as im:
+        assert im.format == "PNG"
+    captioner = Captioner.load(bundle)
+    result = next(iter(captioner.caption_paths([judged / "noise0.png"])))
+    assert 0.0 <= result.caption.confidence <= 1.0
+    assert "calibrated" in capsys.readouterr().out
+
+
+def test_cli_calibrate_needs_split_files_and_existing_judged_photos(shapes_data, trained, tmp_path, capsys):
+    from imgcap_desktop.cli import main
+
+    assert main(["calibrate", "--data", str(shapes_data), "--model", str(trained["bundle"]), "--no-progress"]) == 2
+    assert "--split-files" in capsys.readouterr().err
