@@ -217,7 +217,8 @@ def record_schema():
     written = pa.struct([("target", pa.string()), ("path", pa.string()), ("result", pa.string()),
                          ("error", pa.string())])
     return pa.schema([("image", pa.string()), ("status", pa.string()), ("caption", pa.string()),
-                      ("edited", pa.bool_()), ("score", pa.float64()), ("alternatives", pa.list_(alternative)),
+                      ("edited", pa.bool_()), ("score", pa.float64()), ("confidence", pa.float64()),
+                      ("keywords", pa.list_(pa.string())), ("alternatives", pa.list_(alternative)),
                       ("error", pa.string()), ("written", pa.list_(written))])
 
 

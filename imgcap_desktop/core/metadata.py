@@ -5,7 +5,10 @@ Where it goes, so that photo managers, screen readers and exiftool find it:
 * EXIF ``ImageDescription`` (0x010E), UTF-8 bytes;
 * XMP ``dc:description`` (``rdf:Alt``, ``xml:lang="x-default"``);
 * XMP ``Iptc4xmpCore:AltTextAccessibility`` (the IPTC 2021 alt-text field), in
-  the same XMP packet.
+  the same XMP packet;
+* the keywords, when given, as XMP ``dc:subject`` (an ``rdf:Bag``): the IPTC Photo Metadata
+  Standard's "Keywords" property in XMP, which exiftool reads as ``XMP-dc:Subject``. The legacy
+  IPTC-IIM record (2:25 in a JPEG's APP13) is not written.
 
 Supported containers: JPEG (APP1 segments), PNG (``eXIf`` + ``iTXt`` chunks) and
 WebP (``EXIF`` + ``XMP `` RIFF chunks, ``VP8X`` flags). Each is edited at the
@@ -27,13 +30,14 @@ import re
 import struct
 import zlib
 from pathlib import Path
+from typing import Sequence
 from xml.dom import minidom
 from xml.parsers.expat import ExpatError
 
 from imgcap_desktop.core.errors import MetadataFormatError, SaveError
 from imgcap_desktop.core.export import atomic_writer, check_writable, save_error
 
-__all__ = ["read_description", "write_description", "SUPPORTED_FORMATS"]
+__all__ = ["read_description", "read_keywords", "write_description", "SUPPORTED_FORMATS"]
 
 SUPPORTED_FORMATS = ("JPEG", "PNG", "WebP")
 
@@ -191,6 +195,8 @@ _FRESH_XMP = (
 )
 
 _OUR_PROPERTIES = ((NS_DC, "description"), (NS_IPTC_CORE, "AltTextAccessibility"))
+# IPTC Core's "Keywords" is dc:subject in XMP: an unordered rdf:Bag of one keyword per rdf:li.
+_SUBJECT = (NS_DC, "subject")
 
 
 def _parse_xmp(packet: bytes | None) -> minidom.Document | None:
@@ -244,18 +250,20 @@ def _lookup(element, prefix: str) -> str | None:
     return None
 
 
-def _xmp_update(packet: bytes | None, text: str) -> str:
-    """The XMP packet with our two properties set to ``text``, everything else kept."""
+def _xmp_update(packet: bytes | None, text: str, keywords: Sequence[str] | None = None) -> str:
+    """The XMP packet with our two properties set to ``text`` (and dc:subject to ``keywords``
+    unless None), everything else kept."""
     doc = _parse_xmp(packet) or minidom.parseString(_FRESH_XMP)
     rdf = doc.getElementsByTagNameNS(NS_RDF, "RDF")[0]
     rdf_prefix = rdf.prefix
     descriptions = [e for e in _elements(rdf) if (e.namespaceURI, e.localName) == (NS_RDF, "Description")]
+    replaced = _OUR_PROPERTIES + ((_SUBJECT,) if keywords is not None else ())
     for d in descriptions:
         for attr in list(d.attributes.values()):
-            if (attr.namespaceURI, attr.localName) in _OUR_PROPERTIES:
+            if (attr.namespaceURI, attr.localName) in replaced:
                 d.removeAttributeNode(attr)
         for child in _elements(d):
-            if (child.namespaceURI, child.localName) in _OUR_PROPERTIES:
+            if (child.namespaceURI, child.localName) in replaced:
                 d.removeChild(child)
     if descriptions:
         target = descriptions[0]
@@ -277,6 +285,16 @@ def _xmp_update(packet: bytes | None, text: str) -> str:
         li.appendChild(doc.createTextNode(value))
         alt.appendChild(li)
         prop.appendChild(alt)
+        target.appendChild(prop)
+    words = [w for w in (_clean(" ".join(k.split())) for k in keywords or ()) if w]
+    if words:
+        prop = doc.createElementNS(NS_DC, _qname(_prefix_for(doc, target, NS_DC, "dc"), "subject"))
+        bag = doc.createElementNS(NS_RDF, _qname(rdf_prefix, "Bag"))
+        for word in words:
+            li = doc.createElementNS(NS_RDF, _qname(rdf_prefix, "li"))
+            li.appendChild(doc.createTextNode(word))
+            bag.appendChild(li)
+        prop.appendChild(bag)
         target.appendChild(prop)
 
     return doc.documentElement.toxml()
@@ -315,6 +333,22 @@ def _xmp_get(packet: bytes | None) -> tuple[str | None, str | None]:
             if key in _OUR_PROPERTIES:
                 found.setdefault(key, _alt_text(child))
     return found.get(_OUR_PROPERTIES[0]), found.get(_OUR_PROPERTIES[1])
+
+
+def _xmp_keywords(packet: bytes | None) -> tuple[str, ...]:
+    doc = _parse_xmp(packet)
+    if doc is None:
+        return ()
+    words: list[str] = []
+    for d in doc.getElementsByTagNameNS(NS_RDF, "Description"):
+        for child in _elements(d):
+            if (child.namespaceURI, child.localName) == _SUBJECT:
+                for li in child.getElementsByTagNameNS(NS_RDF, "li"):
+                    word = "".join(n.data for n in li.childNodes
+                                   if n.nodeType in (n.TEXT_NODE, n.CDATA_SECTION_NODE)).strip()
+                    if word and word not in words:
+                        words.append(word)
+    return tuple(words)
 
 
 # --- JPEG ----------------------------------------------------------------------
@@ -368,7 +402,7 @@ def _jpeg_segment(marker: int, payload: bytes) -> bytes:
     return bytes([0xFF, marker]) + struct.pack(">H", len(payload) + 2) + payload
 
 
-def _jpeg_write(data: bytes, text: str) -> bytes:
+def _jpeg_write(data: bytes, text: str, keywords: Sequence[str] | None = None) -> bytes:
     segments, rest = _jpeg_segments(data)
     old_exif = next((p for m, p, _ in segments if _is_exif(m, p)), None)
     old_xmp = next((p for m, p, _ in segments if _is_xmp(m, p)), None)
@@ -378,7 +412,7 @@ def _jpeg_write(data: bytes, text: str) -> bytes:
     if len(exif_payload) > _JPEG_MAX_PAYLOAD:
         raise _Corrupt("its EXIF block would exceed the 64 KB JPEG limit with this caption")
 
-    body = _xmp_update(old_xmp[len(JPEG_XMP_HEADER) :] if old_xmp else None, text)
+    body = _xmp_update(old_xmp[len(JPEG_XMP_HEADER) :] if old_xmp else None, text, keywords)
     xmp_payload = JPEG_XMP_HEADER + _xmp_packet(body)
     if len(xmp_payload) > _JPEG_MAX_PAYLOAD:
         xmp_payload = JPEG_XMP_HEADER + _xmp_packet(body, padding=0)
@@ -478,11 +512,11 @@ def _png_read(data: bytes) -> tuple[bytes | None, bytes | None]:
     return exif, xmp
 
 
-def _png_write(data: bytes, text: str) -> bytes:
+def _png_write(data: bytes, text: str, keywords: Sequence[str] | None = None) -> bytes:
     chunks, trailer = _png_chunks(data)
     old_exif, old_xmp = _png_read(data)
     tiff = _tiff_set_description(old_exif or _EMPTY_TIFF, text)
-    xmp = _xmp_packet(_xmp_update(old_xmp, text))
+    xmp = _xmp_packet(_xmp_update(old_xmp, text, keywords))
     # iTXt: keyword, NUL, uncompressed, method 0, empty language, empty translation.
     itxt = PNG_XMP_KEYWORD + b"\x00\x00\x00\x00\x00" + xmp
     out = bytearray(PNG_SIGNATURE)
@@ -553,11 +587,11 @@ def _webp_read(data: bytes) -> tuple[bytes | None, bytes | None]:
     return exif, xmp
 
 
-def _webp_write(data: bytes, text: str) -> bytes:
+def _webp_write(data: bytes, text: str, keywords: Sequence[str] | None = None) -> bytes:
     chunks = _webp_chunks(data)
     old_exif, old_xmp = _webp_read(data)
     tiff = _tiff_set_description(old_exif or _EMPTY_TIFF, text)
-    xmp = _xmp_packet(_xmp_update(old_xmp, text))
+    xmp = _xmp_packet(_xmp_update(old_xmp, text, keywords))
 
     if chunks[0][0] == b"VP8X":
         vp8x = bytearray(chunks[0][1])
@@ -607,8 +641,9 @@ def _unsupported(path: Path) -> MetadataFormatError:
     )
 
 
-def write_description(path: Path, text: str) -> None:
-    """Store ``text`` as the photo's EXIF, XMP and IPTC alt-text description.
+def write_description(path: Path, text: str, keywords: Sequence[str] | None = None) -> None:
+    """Store ``text`` as the photo's EXIF, XMP and IPTC alt-text description, and ``keywords``
+    (unless None, which keeps what is there) as its XMP ``dc:subject``, IPTC Core's Keywords.
 
     The image data is not re-encoded; other metadata is kept. Raises
     :class:`SaveError` (the file untouched) if the file is read-only, damaged,
@@ -625,7 +660,7 @@ def write_description(path: Path, text: str) -> None:
     if kind is None:
         raise _unsupported(path)
     try:
-        new = _WRITERS[kind](data, text)
+        new = _WRITERS[kind](data, text, keywords)
     except (_Corrupt, struct.error, IndexError) as exc:
         reason = str(exc) if isinstance(exc, _Corrupt) else "its structure is damaged"
         raise SaveError(
@@ -662,3 +697,18 @@ def read_description(path: Path) -> dict[str, str | None]:
             pass
     result["xmp"], result["iptc"] = _xmp_get(xmp)
     return result
+
+
+def read_keywords(path: Path) -> tuple[str, ...]:
+    """The photo's XMP ``dc:subject`` keywords; empty when there are none or they cannot be read."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise SaveError(Path(path), f"Cannot read {Path(path).name}: {exc.strerror or exc}.") from exc
+    kind = _sniff(data)
+    if kind is None:
+        return ()
+    try:
+        return _xmp_keywords(_READERS[kind](data)[1])
+    except (_Corrupt, struct.error, IndexError):
+        return ()

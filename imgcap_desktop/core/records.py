@@ -13,6 +13,11 @@ not apply to a photo are null (JSON) or empty (CSV):
   length**length_penalty (for the default model, the mean log-probability per word; 0 is certain);
 - ``alternatives``: beam search's candidates, best first, each ``{caption, score, log_prob}``
   (``log_prob``: the summed log-probability); empty when there is no caption;
+- ``confidence``: the estimated probability, from 0 to 1, that the model's caption is good (see
+  core.confidence and the model card); null for a model without a calibration (the seed model),
+  for a failed photo, and for a caption a person wrote or edited (it is theirs, not the model's);
+- ``keywords``: plain keywords from the encoder's ImageNet classes (core.keywords), or the ones a
+  person set in the app; a list (CSV: joined by ", "), empty when there are none;
 - ``error``: one sentence saying why the photo has no caption, or null;
 - ``written``: what was written where (``imgcap caption --write``, see core.writers), each
   ``{target, path, result, error}``; empty when nothing was asked.
@@ -25,10 +30,11 @@ from typing import Any
 
 from .results import Caption
 
-RECORD_KEYS = ("image", "status", "caption", "edited", "score", "alternatives", "error", "written")
+RECORD_KEYS = ("image", "status", "caption", "edited", "score", "confidence", "keywords", "alternatives", "error",
+               "written")
 #: The CSV holds every key but the alternatives (a list does not fit a cell); ``written`` is
 #: "target:result:path" entries joined by "; ".
-CSV_COLUMNS = ("image", "status", "caption", "edited", "score", "error", "written")
+CSV_COLUMNS = ("image", "status", "caption", "edited", "score", "confidence", "keywords", "error", "written")
 
 DONE = "done"
 FAILED = "failed"
@@ -40,8 +46,10 @@ def one_line(text: str) -> str:
 
 def make_record(image: str | os.PathLike, *, caption: Caption | None = None, text: str | None = None,
                 edited: bool = False, error: str | None = None, status: str | None = None,
-                written: list[dict] | None = None) -> dict[str, Any]:
-    """``text`` (an edit) overrides the model's caption; the status follows from what is there."""
+                written: list[dict] | None = None, keywords: tuple[str, ...] | list[str] | None = None
+                ) -> dict[str, Any]:
+    """``text`` (an edit) overrides the model's caption and ``keywords`` its keywords; the status
+    follows from what is there."""
     words = one_line(text if text is not None else (caption.text if caption is not None else ""))
     if status is None:
         status = DONE if words else FAILED
@@ -51,6 +59,9 @@ def make_record(image: str | os.PathLike, *, caption: Caption | None = None, tex
         "caption": words or None,
         "edited": bool(edited),
         "score": round(float(caption.score), 4) if caption is not None else None,
+        "confidence": (round(float(caption.confidence), 4)
+                       if caption is not None and caption.confidence is not None and not edited else None),
+        "keywords": list(keywords if keywords is not None else (caption.keywords if caption is not None else ())),
         "alternatives": [
             {"caption": a.text, "score": round(float(a.score), 4), "log_prob": round(float(a.log_prob), 4)}
             for a in caption.alternatives
@@ -67,6 +78,8 @@ def csv_row(record: dict[str, Any]) -> list[str]:
             return ""
         if key == "written":
             return "; ".join(f"{w['target']}:{w['result']}:{w['path']}" for w in value)
+        if key == "keywords":
+            return ", ".join(value)
         if isinstance(value, bool):
             return "true" if value else "false"
         return str(value)

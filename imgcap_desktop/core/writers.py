@@ -7,7 +7,8 @@ for every captioned photo, and the record says what happened to each target:
 - ``txt``: the NAME.txt sidecar beside the photo, named as the app names it (``x.jpg.txt``
   and ``x.png.txt`` when two photos share a stem in one folder, so neither overwrites the
   other's);
-- ``metadata``: the photo's own EXIF/XMP/IPTC description, pixels untouched.
+- ``metadata``: the photo's own EXIF/XMP/IPTC description, and its keywords as XMP ``dc:subject``
+  (IPTC Core's Keywords), pixels untouched.
 
 ``never`` (the default) keeps an existing sidecar, and an existing description in the photo,
 as they are and says so; ``always`` replaces them. Nothing ever asks: the CLI runs without a
@@ -33,7 +34,8 @@ def parse_targets(text: str) -> tuple[str, ...]:
     return targets
 
 
-def write_targets(image: Path, caption: str, targets: tuple[str, ...], overwrite: str = "never") -> list[dict]:
+def write_targets(image: Path, caption: str, targets: tuple[str, ...], overwrite: str = "never",
+                  keywords: tuple[str, ...] | None = None) -> list[dict]:
     from imgcap_desktop.core.export import sidecar_path, write_sidecar
 
     done: list[dict] = []
@@ -54,7 +56,7 @@ def write_targets(image: Path, caption: str, targets: tuple[str, ...], overwrite
                 if overwrite == "never" and any(read_description(image).values()):
                     done.append(_entry(target, image, "kept"))
                     continue
-                write_description(image, caption)
+                write_description(image, caption, keywords)
                 done.append(_entry(target, image, "written"))
             except (ImgcapError, OSError, ValueError) as exc:
                 done.append(_entry(target, image, "failed", str(exc)))

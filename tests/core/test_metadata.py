@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from imgcap_desktop.core.errors import MetadataFormatError, SaveError
-from imgcap_desktop.core.metadata import read_description, write_description
+from imgcap_desktop.core.metadata import read_description, read_keywords, write_description
 
 CAPTION = "Café — 猫 <a & b>"
 XMP_HEADER = b"http://ns.adobe.com/xap/1.0/\x00"
@@ -366,6 +366,43 @@ def test_exiftool_reads_what_we_wrote(camera_jpeg, tmp_path, kind):
     assert not any(key.endswith(":Error") for key in tags), tags
     if kind == "jpg":
         assert tags["IFD0:Orientation"] == 6 and tags["IFD0:Make"] == "Canon"
+
+
+KEYWORDS = ("cat", "Egyptian cat", "café & crème")
+
+
+@pytest.mark.skipif(shutil.which("exiftool") is None, reason="exiftool not installed")
+@pytest.mark.parametrize("kind", ["jpg", "png", "webp"])
+def test_keywords_round_trip_and_exiftool_reads_them(camera_jpeg, tmp_path, kind):
+    if kind == "jpg":
+        path = camera_jpeg
+    else:
+        path = tmp_path / f"photo.{kind}"
+        random_image().save(path)
+    before = pixels(path)
+    write_description(path, CAPTION, KEYWORDS)
+    assert read_keywords(path) == KEYWORDS
+    assert read_description(path)["xmp"] == CAPTION
+    out = subprocess.run(["exiftool", "-json", "-G1", "-a", "-struct", os.fspath(path)],
+                         capture_output=True, text=True, encoding="utf-8", check=True)
+    tags = json.loads(out.stdout)[0]
+    assert tags["XMP-dc:Subject"] == list(KEYWORDS)
+    assert tags["XMP-dc:Description"] == CAPTION
+    assert not any(key.endswith(":Error") for key in tags), tags
+    assert np.array_equal(pixels(path), before)
+
+
+def test_keywords_are_replaced_kept_or_removed(tmp_path):
+    path = tmp_path / "p.png"
+    random_image().save(path)
+    write_description(path, "first", ("dog", "ball"))
+    write_description(path, "second")  # None: the keywords already there stay
+    assert read_keywords(path) == ("dog", "ball") and read_description(path)["xmp"] == "second"
+    write_description(path, "third", ("cat",))
+    assert read_keywords(path) == ("cat",)
+    write_description(path, "fourth", ())
+    assert read_keywords(path) == ()
+    assert read_description(path)["xmp"] == "fourth"
 
 
 def test_xmp_prefix_clash_does_not_change_other_properties(tmp_path):

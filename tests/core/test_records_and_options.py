@@ -9,7 +9,8 @@ from imgcap_desktop.core.records import CSV_COLUMNS, RECORD_KEYS, csv_row, make_
 from imgcap_desktop.core.results import Alternative, Caption
 
 CAPTION = Caption("a cat on a sofa", -0.5, (Alternative("a cat on a sofa", -3.0, -0.5),
-                                             Alternative("a cat on a couch", -3.6, -0.6)))
+                                             Alternative("a cat on a couch", -3.6, -0.6)),
+                  confidence=0.71234, keywords=("cat", "tabby cat"))
 
 
 def test_a_caption_and_a_failure_have_the_same_keys():
@@ -18,19 +19,25 @@ def test_a_caption_and_a_failure_have_the_same_keys():
     assert list(done) == list(failed) == list(RECORD_KEYS)
     assert done["status"] == "done" and done["score"] == -0.5 and done["error"] is None
     assert done["alternatives"][1] == {"caption": "a cat on a couch", "score": -0.6, "log_prob": -3.6}
+    assert done["confidence"] == 0.7123 and done["keywords"] == ["cat", "tabby cat"]
     assert failed == {"image": "b.jpg", "status": "failed", "caption": None, "edited": False, "score": None,
-                      "alternatives": [], "error": "b.jpg: is not an image.", "written": []}
+                      "confidence": None, "keywords": [], "alternatives": [], "error": "b.jpg: is not an image.",
+                      "written": []}
 
 
 def test_an_edit_replaces_the_caption_on_one_line_and_keeps_the_model_score():
     record = make_record("a.jpg", caption=CAPTION, text="  my cat\non  the sofa ", edited=True)
     assert record["caption"] == "my cat on the sofa" and record["edited"] is True and record["score"] == -0.5
+    # The confidence was the model's estimate for its own caption, not for a person's.
+    assert record["confidence"] is None and record["keywords"] == ["cat", "tabby cat"]
+    assert make_record("a.jpg", caption=CAPTION, keywords=["sofa"])["keywords"] == ["sofa"]
 
 
 def test_csv_rows_follow_the_columns():
     row = csv_row(make_record("a.jpg", caption=CAPTION, edited=True))
     assert dict(zip(CSV_COLUMNS, row)) == {"image": "a.jpg", "status": "done", "caption": "a cat on a sofa",
-                                           "edited": "true", "score": "-0.5", "error": "", "written": ""}
+                                           "edited": "true", "score": "-0.5", "confidence": "",
+                                           "keywords": "cat, tabby cat", "error": "", "written": ""}
     written = [{"target": "txt", "path": "a.jpg.txt", "result": "written", "error": None},
                {"target": "metadata", "path": "a.jpg", "result": "kept", "error": None}]
     row = csv_row(make_record("a.jpg", caption=CAPTION, written=written))
