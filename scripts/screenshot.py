@@ -3,7 +3,8 @@
     xvfb-run -s "-screen 0 1400x900x24" env QT_QPA_PLATFORM=xcb \
         python scripts/screenshot.py resources/screenshots [--fake] [--scenario all]
 
-Scenarios: empty window, one photo captioned, a batch with a failed row, the File
+Scenarios: empty window, one photo captioned, where the model looked for one word (the
+overlay) and for every word (the strip), a batch with a failed row, the File
 menu open, the queue searched and sorted, the zoom view, Settings, About, the unsaved
 question and the reopen question at the next launch (dialogs and menus are grabbed from
 the screen, so they need a real X server such as Xvfb). The
@@ -23,8 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 SAMPLES = ROOT / "resources" / "samples"
-SCENARIOS = ("empty", "photo", "batch", "menu", "filter", "found", "zoom", "settings", "rewrite", "about",
-             "restore", "unsaved")
+SCENARIOS = ("empty", "photo", "attention", "batch", "menu", "filter", "found", "zoom", "settings", "rewrite",
+             "about", "restore", "unsaved")
 
 
 class DemoCaptioner:
@@ -136,6 +137,26 @@ def main() -> int:
         window.add_paths([SAMPLES / "chelsea.jpg"])
         wait(app, lambda: not window.busy and window.preview.has_image())
         grab("one-photo")
+    if "attention" in scenarios:
+        window.clear_queue()
+        numbers = window.add_paths([SAMPLES / "chelsea.jpg", SAMPLES / "coffee.jpg", SAMPLES / "astronaut.jpg"])
+        wait(app, lambda: not window.busy and not window.queue.numbers_with_status("waiting", "checking"))
+        window.select_row(numbers[0])
+        wait(app, lambda: window.preview.has_image())
+        buttons = window.insight.buttons
+        if buttons:
+            # Captions open "a <adjective> <noun>" or "a <noun>": the third word, else the last.
+            pick = min(2, len(buttons) - 1)
+            buttons[pick].click()
+            settle(app, 0.6)
+            grab("attention-overlay")
+            window.insight.every_word.setChecked(True)
+            settle(app, 0.6)
+            grab("attention-strip")
+            window.insight.every_word.setChecked(False)
+            buttons = window.insight.buttons
+            if buttons:
+                buttons[pick].click()
     if "batch" in scenarios:
         window.clear_queue()
         broken = scratch / "holiday-042.jpg"

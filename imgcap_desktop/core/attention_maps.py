@@ -114,7 +114,7 @@ def strip(photo: Image.Image, maps: Sequence[WordMap], *, tile: int = 160, per_r
         x, y = pad + (i % per_row) * cell_w, pad + (i // per_row) * cell_h
         sheet.paste(blend(small, m.grid), (x, y))
         draw.text((x, y + small.height + 2), m.word, fill="black", font=font)
-        if m.semantic > 0:
+        if m.semantic > 0 and tile >= 150:  # the line does not fit under a smaller tile
             draw.text((x, y + small.height + 18), f"grid {100 * m.grid_share:.0f}% · classes {100 * m.semantic:.0f}%",
                       fill=(90, 90, 90), font=small_font)
     bar_w = min(240, sheet.width - 2 * pad)

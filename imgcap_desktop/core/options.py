@@ -75,6 +75,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("length_penalty", float, None, "beam score = log-prob / length**penalty; 0 ranks by log-prob alone",
            cli=True, minimum=0.0, maximum=3.0, label="Length &penalty:", special="model's choice"),
     Option("caption_on_open", bool, True, "caption photos as soon as they are added"),
+    Option("check_below", float, None, "captions whose confidence is below this get a 'check' badge; "
+           "unset uses the model's suggestion", minimum=0.0, maximum=1.0, label="&Check captions below:",
+           special="model's suggestion"),
     Option("restore_session", str, "ask", "reopen the last queue on launch: always, ask or never",
            choices=("always", "ask", "never")),
     Option("model_path", str, "", "model bundle or seed folder; empty for the default model"),

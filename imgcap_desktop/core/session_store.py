@@ -24,10 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, TypeVar
 
+import numpy as np
+
 from .errors import ImgcapError
 from .results import Alternative, Caption
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -41,9 +43,12 @@ CREATE TABLE IF NOT EXISTS photos (
     error      TEXT NOT NULL DEFAULT '',
     caption    TEXT,
     source     TEXT NOT NULL DEFAULT '',
+    keywords   TEXT,
     updated    REAL NOT NULL
 );
 """
+# Version 1 files (before keywords) gain the column; NULL there means "the model's keywords".
+_MIGRATIONS = {1: "ALTER TABLE photos ADD COLUMN keywords TEXT"}
 
 
 class StoreError(ImgcapError):
@@ -74,6 +79,7 @@ class StoredPhoto:
     error: str = ""
     caption: Caption | None = None
     source: str = ""
+    keywords: tuple[str, ...] | None = None  # a person's keywords; None: the model's (in caption)
 
     @property
     def unsaved(self) -> bool:
@@ -83,9 +89,13 @@ class StoredPhoto:
 def caption_to_json(caption: Caption | None) -> str | None:
     if caption is None:
         return None
-    return json.dumps({"text": caption.text, "score": caption.score,
-                       "alternatives": [[a.text, a.log_prob, a.score] for a in caption.alternatives]},
-                      ensure_ascii=False)
+    data = {"text": caption.text, "score": caption.score,
+            "alternatives": [[a.text, a.log_prob, a.score] for a in caption.alternatives],
+            "confidence": caption.confidence, "keywords": list(caption.keywords)}
+    if caption.attention is not None:
+        # A few hundred numbers per photo; four decimals are finer than any overlay shows.
+        data["attention"] = np.round(np.asarray(caption.attention, dtype=np.float64), 4).tolist()
+    return json.dumps(data, ensure_ascii=False)
 
 
 def caption_from_json(text: str | None) -> Caption | None:
@@ -94,9 +104,31 @@ def caption_from_json(text: str | None) -> Caption | None:
     try:
         data = json.loads(text)
         alternatives = tuple(Alternative(str(t), float(lp), float(s)) for t, lp, s in data.get("alternatives", ()))
-        return Caption(text=str(data["text"]), score=float(data["score"]), alternatives=alternatives)
+        confidence = data.get("confidence")
+        confidence = float(confidence) if isinstance(confidence, (int, float)) and 0 <= confidence <= 1 else None
+        attention = data.get("attention")
+        attention = np.asarray(attention, dtype=np.float32) if attention else None
+        if attention is not None and attention.ndim != 2:
+            attention = None
+        return Caption(text=str(data["text"]), score=float(data["score"]), alternatives=alternatives,
+                       attention=attention, confidence=confidence,
+                       keywords=tuple(str(k) for k in data.get("keywords", ()) if isinstance(k, str)))
     except (ValueError, KeyError, TypeError):
         return None  # a damaged caption record costs its score and alternatives, not the photo's text
+
+
+def keywords_to_json(keywords: tuple[str, ...] | None) -> str | None:
+    return None if keywords is None else json.dumps(list(keywords), ensure_ascii=False)
+
+
+def keywords_from_json(text: str | None) -> tuple[str, ...] | None:
+    if text is None:
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    return tuple(str(k) for k in data if isinstance(k, str)) if isinstance(data, list) else None
 
 
 class SessionStore:
@@ -121,7 +153,14 @@ class SessionStore:
         row = self._db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
         if row is None:
             self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-        elif row[0] != str(SCHEMA_VERSION):
+            return
+        version = int(row[0]) if row[0].isdigit() else -1
+        if version in _MIGRATIONS:
+            with self._transaction():
+                for step in range(version, SCHEMA_VERSION):
+                    self._db.execute(_MIGRATIONS[step])
+                self._db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
+        elif version != SCHEMA_VERSION:
             raise sqlite3.DatabaseError(f"schema version {row[0]}, this app reads {SCHEMA_VERSION}")
 
     def close(self) -> None:
@@ -130,10 +169,11 @@ class SessionStore:
     # --- reading -------------------------------------------------------------
 
     def photos(self) -> list[StoredPhoto]:
-        rows = self._db.execute("SELECT path, status, text, saved_text, edited, error, caption, source "
+        rows = self._db.execute("SELECT path, status, text, saved_text, edited, error, caption, source, keywords "
                                 "FROM photos ORDER BY position").fetchall()
-        return [StoredPhoto(path, status, text, saved_text, bool(edited), error, caption_from_json(caption), source)
-                for path, status, text, saved_text, edited, error, caption, source in rows]
+        return [StoredPhoto(path, status, text, saved_text, bool(edited), error, caption_from_json(caption), source,
+                            keywords_from_json(keywords))
+                for path, status, text, saved_text, edited, error, caption, source, keywords in rows]
 
     def __len__(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM photos").fetchone()[0]
@@ -150,12 +190,13 @@ class SessionStore:
             for offset, photo in enumerate(photos):
                 self._db.execute(
                     "INSERT OR REPLACE INTO photos (path, position, status, text, saved_text, edited, error, caption, "
-                    "source, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "source, keywords, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (photo.path, start + offset, photo.status, photo.text, photo.saved_text, int(photo.edited),
-                     photo.error, caption_to_json(photo.caption), photo.source, time.time()))
+                     photo.error, caption_to_json(photo.caption), photo.source, keywords_to_json(photo.keywords),
+                     time.time()))
 
     def update(self, path: str, **fields: Any) -> None:
-        """Change some of a photo's fields: status, text, saved_text, edited, error, caption."""
+        """Change some of a photo's fields: status, text, saved_text, edited, error, caption, keywords."""
         self.update_many([path], **fields)
 
     @_writes
@@ -164,7 +205,9 @@ class SessionStore:
             fields["caption"] = caption_to_json(fields["caption"])
         if "edited" in fields:
             fields["edited"] = int(fields["edited"])
-        unknown = set(fields) - {"status", "text", "saved_text", "edited", "error", "caption", "source"}
+        if "keywords" in fields:
+            fields["keywords"] = keywords_to_json(fields["keywords"])
+        unknown = set(fields) - {"status", "text", "saved_text", "edited", "error", "caption", "source", "keywords"}
         if unknown:
             raise ValueError(f"not a photo field: {sorted(unknown)}")
         assignments = ", ".join(f"{name} = ?" for name in fields)

@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from imgcap_desktop.core.options import DECODING_OPTIONS
+from imgcap_desktop.core.options import BY_NAME, DECODING_OPTIONS
 
 from .settings import RESTORE_POLICIES, SIDECAR_POLICIES
 
@@ -168,6 +168,12 @@ class SettingsDialog(QDialog):
             self.decoding[option.name] = widget
             form.addRow(option.label, widget)
 
+        option = BY_NAME["check_below"]
+        self.check_below = self._spin(option, values)
+        self.check_below.setToolTip("A caption whose confidence is below this gets a 'check' badge in the queue, "
+                                    "and the To check filter lists it. The model suggests a value.")
+        form.addRow(option.label, self.check_below)
+
         self.caption_on_open = QCheckBox("Caption photos as soon as they are added")
         self.caption_on_open.setChecked(bool(values.get("caption_on_open", True)))
         form.addRow("", self.caption_on_open)
@@ -239,7 +245,10 @@ class SettingsDialog(QDialog):
         return spin
 
     def _decoding_value(self, name: str):
-        widget = self.decoding[name]
+        return self._value(self.decoding[name])
+
+    @staticmethod
+    def _value(widget):
         if isinstance(widget, QDoubleSpinBox):
             return None if widget.value() < widget.minimum() + 0.05 else round(widget.value(), 2)
         return widget.value()
@@ -256,6 +265,7 @@ class SettingsDialog(QDialog):
     def values(self) -> dict:
         return {
             **{name: self._decoding_value(name) for name in self.decoding},
+            "check_below": self._value(self.check_below),
             "caption_on_open": self.caption_on_open.isChecked(),
             "restore_session": self.restore.currentData(),
             "sidecar_overwrite": self.sidecar.currentData(),

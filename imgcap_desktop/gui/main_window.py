@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QProgressBar,
     QSplitter,
+    QStackedWidget,
     QStyle,
     QTableView,
     QToolButton,
@@ -35,11 +36,13 @@ from PySide6.QtWidgets import (
 )
 
 from . import dialogs
+from .caption_insight import NO_CALIBRATION, CaptionInsight, StripView
 from .image_loader import ImageLoader
 from .paths import cache_dir, data_dir, resource_path
 from .preview import PreviewWidget, accept_as_copy, local_paths
 from .queue_filter import STATUS_FILTERS, QueueFilter
-from .queue_model import CANCELLED, COL_CAPTION, COL_PHOTO, COL_STATUS, DONE, FAILED, FOUND, THUMB_SIZE, WAITING, QueueRow
+from .queue_model import (CANCELLED, COL_CAPTION, COL_CONFIDENCE, COL_PHOTO, COL_STATUS, DEFAULT_CHECK_BELOW, DONE,
+                          FAILED, FOUND, THUMB_SIZE, WAITING, QueueRow)
 from .session import CaptionSession
 from .settings import Settings
 from .worker import Loader, default_loader
@@ -207,6 +210,12 @@ class MainWindow(QMainWindow):
         self.caption_edit.setFixedHeight(int(line * 3.2 + 16))
         self.caption_edit.setTabChangesFocus(True)
         self.caption_edit.setEnabled(False)
+        self.insight = CaptionInsight()
+        # The preview, or (the "Every word" toggle) every word's attention map as a strip.
+        self.strip_view = StripView()
+        self.preview_stack = QStackedWidget()
+        self.preview_stack.addWidget(self.preview)
+        self.preview_stack.addWidget(self.strip_view)
 
         self.alternatives_label = QLabel("Alternatives (click one to use it):")
         self.alternatives = QListWidget()
@@ -229,8 +238,9 @@ class MainWindow(QMainWindow):
         left = QWidget()
         left_layout = QVBoxLayout(left)
         left_layout.setContentsMargins(8, 8, 4, 8)
-        left_layout.addWidget(self.preview, 1)
+        left_layout.addWidget(self.preview_stack, 1)
         left_layout.addWidget(self.caption_edit)
+        left_layout.addWidget(self.insight)
         left_layout.addWidget(self.alternatives_label)
         left_layout.addWidget(self.alternatives)
         left_layout.addLayout(buttons)
@@ -270,6 +280,8 @@ class MainWindow(QMainWindow):
         header.setToolTip("Click a column to sort by it")
         self.table.setColumnWidth(COL_PHOTO, 190)
         self.table.setColumnWidth(COL_STATUS, 96)
+        header.setSectionResizeMode(COL_CONFIDENCE, QHeaderView.ResizeMode.Interactive)
+        self.table.setColumnWidth(COL_CONFIDENCE, 104)
         self.queue_label = QLabel("Queue is empty")
 
         right = QWidget()
@@ -349,6 +361,9 @@ class MainWindow(QMainWindow):
         self.preview.image_dropped.connect(self.add_image)
         self.preview.clicked.connect(self._on_preview_clicked)
         self.caption_edit.textChanged.connect(self._on_caption_edited)
+        self.insight.word_shown.connect(self._on_word_shown)
+        self.insight.keywords_edited.connect(self._on_keywords_edited)
+        self.insight.strip_toggled.connect(self._on_strip_toggled)
         self.alternatives.itemClicked.connect(self._on_alternative_clicked)
         self.alternatives.itemActivated.connect(self._on_alternative_clicked)
         self.table.selectionModel().currentRowChanged.connect(self._on_current_row_changed)
@@ -478,7 +493,9 @@ class MainWindow(QMainWindow):
                 self.settings.add_recent("recent_models", self._pending_model)
             self._pending_model = None
         self.model_label.setText(f"Model: {name}")
-        self.model_label.setToolTip(name)
+        self.model_label.setToolTip(name if self.session.model_info.get("calibrated", True)
+                                    else f"{name}\n{NO_CALIBRATION}")
+        self._apply_check_below()
         self.statusBar().showMessage("Model ready", 4000)
         self._maybe_auto_caption()
 
@@ -516,9 +533,22 @@ class MainWindow(QMainWindow):
             if name != "model_path":
                 self.settings.set(name, value)
         self.act_auto.setChecked(self.settings.get("caption_on_open"))
+        self._apply_check_below()
         new_model = values.get("model_path", old_model) or ""
         if new_model != old_model or not self.model_ready:
             self.change_model(new_model)
+
+    def check_below(self) -> float:
+        """The confidence under which a caption is to be checked: the user's, else the model's suggestion."""
+        chosen = self.settings.get("check_below")
+        if chosen is None:
+            chosen = self.session.model_info.get("check_below")
+        return float(chosen if chosen is not None else DEFAULT_CHECK_BELOW)
+
+    def _apply_check_below(self) -> None:
+        self.queue.set_check_below(self.check_below(), bool(self.session.model_info.get("calibrated", True)))
+        self.proxy.set_status_filter(self.status_filter.currentIndex())  # "To check" re-tests every row
+        self._refresh_insight()
 
     def set_caption_on_open(self, on: bool) -> None:
         self.settings.set("caption_on_open", bool(on))
@@ -849,6 +879,7 @@ class MainWindow(QMainWindow):
             self.preview.clear()
             self._set_field_text("")
             self._show_alternatives(None)
+            self._refresh_insight()
             self.setWindowTitle(APP_TITLE)
             self._update_actions()
             return
@@ -864,7 +895,39 @@ class MainWindow(QMainWindow):
             self.image_loader.request(key, PREVIEW_SIZE)
         self._set_field_text(row.text)
         self._show_alternatives(row)
+        self._refresh_insight()
         self._update_actions()
+
+    # ------------------------------------------------------------------ confidence, keywords, attention
+
+    def _refresh_insight(self) -> None:
+        self.insight.show_row(self.current_row(), self.session.model_info, self.check_below())
+        if self.preview_stack.currentWidget() is self.strip_view:
+            self._fill_strip()
+
+    def _on_word_shown(self, index: int) -> None:
+        maps = self.insight.maps
+        if 0 <= index < len(maps) and self.preview.has_image():
+            m = maps[index]
+            detail = (f"{100 * m.grid_share:.0f}% on the photo, {100 * m.semantic:.0f}% on its ImageNet classes"
+                      if m.semantic > 0 else "")
+            self.preview.set_overlay(m.grid, m.word, detail)
+        else:
+            self.preview.set_overlay(None)
+
+    def _on_keywords_edited(self, words: tuple) -> None:
+        if self._current >= 0:
+            self.session.set_keywords(self._current, tuple(words))
+
+    def _on_strip_toggled(self, on: bool) -> None:
+        self.preview_stack.setCurrentWidget(self.strip_view if on else self.preview)
+        if on:
+            self._fill_strip()
+
+    def _fill_strip(self) -> None:
+        row = self.current_row()
+        image = self.image_loader.cached(str(row.path), PREVIEW_SIZE) if row is not None else None
+        self.strip_view.show_maps(image, self.insight.maps)
 
     def _on_preview_clicked(self) -> None:
         row = self.current_row()
@@ -888,6 +951,9 @@ class MainWindow(QMainWindow):
         row = self.current_row()
         if size == PREVIEW_SIZE and row is not None and str(row.path) == path:
             self.preview.set_image(image)
+            self._on_word_shown(self.insight.current_word())
+            if self.preview_stack.currentWidget() is self.strip_view:
+                self._fill_strip()
         elif size == ZOOM_SIZE and self._zoom is not None and path == self._zoom_path:
             self._zoom.set_image(image)
 
@@ -919,6 +985,7 @@ class MainWindow(QMainWindow):
                 moved.setPosition(min(cursor, len(row.text)))
                 self.caption_edit.setTextCursor(moved)
             self._show_alternatives(row)
+            self._refresh_insight()
         self._update_queue_label()
 
     def _show_alternatives(self, row: QueueRow | None) -> None:

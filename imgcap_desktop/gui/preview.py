@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QRectF, QSize, Qt, Signal
+import numpy as np
+from PySide6.QtCore import QRect, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPalette, QPen, QPixmap
 from PySide6.QtWidgets import QSizePolicy, QWidget
+
+from imgcap_desktop.core.attention_maps import legend, overlay_rgba
 
 
 PLACEHOLDER = "Drop photos or folders here, or click to open"
@@ -47,6 +50,10 @@ class PreviewWidget(QWidget):
         self._scaled: QPixmap | None = None
         self._message = PLACEHOLDER
         self._dragging = False
+        # Where the model looked for one word: (rows, cols) grid weights, the word, a detail line.
+        self._overlay: tuple[np.ndarray, str, str] | None = None
+        self._overlay_image: tuple[tuple[int, int], QImage] | None = None
+        self._photo_rect = QRect()
 
     # -- state -----------------------------------------------------------------------
 
@@ -64,6 +71,7 @@ class PreviewWidget(QWidget):
     def set_image(self, image: QImage | None) -> None:
         self._pixmap = QPixmap.fromImage(image) if image is not None and not image.isNull() else None
         self._scaled = None
+        self._overlay = self._overlay_image = None
         self._message = "" if self._pixmap is not None else self._message
         self.update()
 
@@ -71,11 +79,26 @@ class PreviewWidget(QWidget):
         """Shown instead of the photo (placeholder, "Loading…", a load error)."""
         self._pixmap = None
         self._scaled = None
+        self._overlay = self._overlay_image = None
         self._message = text
         self.update()
 
     def clear(self) -> None:
         self.set_message(PLACEHOLDER)
+
+    def set_overlay(self, grid: np.ndarray | None, word: str = "", detail: str = "") -> None:
+        """Draw one word's attention grid over the photo as shown (None: the photo alone)."""
+        self._overlay = None if grid is None else (np.asarray(grid, dtype=np.float64), word, detail)
+        self._overlay_image = None
+        self.update()
+
+    @property
+    def overlay_word(self) -> str | None:
+        return self._overlay[1] if self._overlay is not None else None
+
+    def photo_rect(self) -> QRect:
+        """Where the photo is drawn, in widget coordinates (empty without a photo)."""
+        return QRect(self._photo_rect) if self._pixmap is not None else QRect()
 
     def sizeHint(self) -> QSize:
         return QSize(620, 420)  # the old page's preview box
@@ -104,6 +127,10 @@ class PreviewWidget(QWidget):
             x = frame.x() + (frame.width() - target.width()) / 2
             y = frame.y() + (frame.height() - target.height()) / 2
             painter.drawPixmap(int(x), int(y), target)
+            logical = target.deviceIndependentSize().toSize()
+            self._photo_rect = QRect(int(x), int(y), logical.width(), logical.height())
+            if self._overlay is not None and not self._dragging:
+                self._paint_overlay(painter, target)
         text = "Drop to add" if self._dragging else self._message
         if text and (self._pixmap is None or self._dragging):
             font = painter.font()
@@ -112,6 +139,36 @@ class PreviewWidget(QWidget):
             painter.setPen(palette.color(QPalette.ColorRole.PlaceholderText))
             painter.drawText(frame.adjusted(16, 16, -16, -16), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, text)
         painter.end()
+
+    def _paint_overlay(self, painter: QPainter, target: QPixmap) -> None:
+        grid, word, detail = self._overlay
+        size = (target.width(), target.height())  # device pixels: the map is as sharp as the photo
+        if self._overlay_image is None or self._overlay_image[0] != size:
+            rgba = np.ascontiguousarray(overlay_rgba(grid, size))
+            image = QImage(rgba.data, size[0], size[1], 4 * size[0], QImage.Format.Format_RGBA8888).copy()
+            self._overlay_image = (size, image)
+        painter.drawImage(self._photo_rect, self._overlay_image[1])
+        # The legend: which word, how to read the colours, how much weight the grid held.
+        metrics = painter.fontMetrics()
+        lines = [f"Where the model looked for \u201c{word}\u201d"] + ([detail] if detail else [])
+        width = max(180, *(metrics.horizontalAdvance(t) for t in lines)) + 20
+        height = metrics.height() * (len(lines) + 1) + 22
+        box = QRect(self._photo_rect.left() + 8, self._photo_rect.bottom() - height - 8, width, height)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(QColor(0, 0, 0, 170))
+        painter.drawRoundedRect(box, 6, 6)
+        painter.setPen(QColor("white"))
+        y = box.top() + 8
+        for text in lines:
+            painter.drawText(box.left() + 10, y + metrics.ascent(), text)
+            y += metrics.height()
+        bar = legend(width - 20, 8)
+        bar_image = QImage(np.ascontiguousarray(bar).data, bar.shape[1], bar.shape[0], 3 * bar.shape[1],
+                           QImage.Format.Format_RGB888).copy()
+        painter.drawImage(box.left() + 10, y + 4, bar_image)
+        small = metrics.height() - 2
+        painter.drawText(QRect(box.left() + 10, y + 12, width - 20, small + 4), Qt.AlignmentFlag.AlignLeft, "least")
+        painter.drawText(QRect(box.left() + 10, y + 12, width - 20, small + 4), Qt.AlignmentFlag.AlignRight, "most")
 
     def _scaled_pixmap(self, size: QSize) -> QPixmap:
         ratio = self.devicePixelRatioF()

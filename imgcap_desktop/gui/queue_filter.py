@@ -5,17 +5,19 @@ from __future__ import annotations
 
 from PySide6.QtCore import QSortFilterProxyModel, Qt
 
-from .queue_model import CANCELLED, DONE, FAILED, FOUND, WAITING, QueueModel
+from .queue_model import CANCELLED, DONE, FAILED, FOUND, SORT_ROLE, WAITING, QueueModel
 
-#: (label, test) pairs for the status filter, in the order the combo box shows them.
+#: (label, test) pairs for the status filter, in the order the combo box shows them; a test gets
+#: the row and the queue (whose check_below the "To check" filter reads).
 STATUS_FILTERS = (
-    ("All photos", lambda row: True),
-    ("Unsaved", lambda row: row.unsaved),
-    ("Edited", lambda row: row.edited),
-    ("Captioned", lambda row: row.status == DONE),
-    ("Written before", lambda row: row.status == FOUND),
-    ("Not captioned", lambda row: row.status in (WAITING, CANCELLED)),
-    ("Failed", lambda row: row.status == FAILED),
+    ("All photos", lambda row, queue: True),
+    ("To check", lambda row, queue: row.needs_check(queue.check_below)),
+    ("Unsaved", lambda row, queue: row.unsaved),
+    ("Edited", lambda row, queue: row.edited),
+    ("Captioned", lambda row, queue: row.status == DONE),
+    ("Written before", lambda row, queue: row.status == FOUND),
+    ("Not captioned", lambda row, queue: row.status in (WAITING, CANCELLED)),
+    ("Failed", lambda row, queue: row.status == FAILED),
 )
 
 
@@ -26,6 +28,8 @@ class QueueFilter(QSortFilterProxyModel):
         self.setSourceModel(queue)
         self.setSortCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
         self.setSortLocaleAware(True)
+        # Numbers for the confidence column, the text elsewhere (queue_model.SORT_ROLE).
+        self.setSortRole(SORT_ROLE)
         # A caption edit or a new status re-tests the row ("Unsaved" rows leave when saved).
         self.setDynamicSortFilter(True)
         self._words: list[str] = []
@@ -53,9 +57,9 @@ class QueueFilter(QSortFilterProxyModel):
 
     def filterAcceptsRow(self, source_row: int, source_parent) -> bool:  # noqa: N802 - Qt API
         row = self.queue.rows[source_row]
-        if not STATUS_FILTERS[self._status][1](row):
+        if not STATUS_FILTERS[self._status][1](row, self.queue):
             return False
-        haystack = f"{row.name} {row.text} {row.error}".casefold()
+        haystack = f"{row.name} {row.text} {row.error} {' '.join(row.current_keywords)}".casefold()
         return all(word in haystack for word in self._words)
 
     def source_row(self, proxy_row: int) -> int:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt, Signal
-from PySide6.QtGui import QColor, QIcon, QImage, QPalette, QPixmap
+from PySide6.QtGui import QColor, QFont, QIcon, QImage, QPalette, QPixmap
 from PySide6.QtWidgets import QApplication, QStyle
 
 from .image_loader import ImageLoader
@@ -22,8 +22,13 @@ CANCELLED = "cancelled"
 
 THUMB_SIZE = 64
 
-COL_PHOTO, COL_STATUS, COL_CAPTION = range(3)
-HEADERS = ("Photo", "Status", "Caption")
+COL_PHOTO, COL_STATUS, COL_CONFIDENCE, COL_CAPTION = range(4)
+HEADERS = ("Photo", "Status", "Confidence", "Caption")
+LAST_COL = len(HEADERS) - 1
+#: Data role with a sortable number for the confidence column (no confidence sorts first).
+SORT_ROLE = Qt.ItemDataRole.UserRole + 1
+#: Used until the model says what it suggests (its calibration's check_below).
+DEFAULT_CHECK_BELOW = 0.5
 
 
 @dataclass
@@ -36,10 +41,28 @@ class QueueRow:
     edited: bool = False
     saved_text: str = ""    # the text last written somewhere (sidecar, the photo, an export)
     source: str = ""        # where a FOUND caption came from: "NAME.txt" or "the photo"
+    keywords: tuple[str, ...] | None = None  # a person's keywords; None: the model's
 
     @property
     def unsaved(self) -> bool:
         return bool(self.text.strip()) and self.text != self.saved_text
+
+    @property
+    def confidence(self) -> float | None:
+        """The model's confidence in the caption shown; None once it is a person's words."""
+        if self.caption is None or self.edited or self.text != getattr(self.caption, "text", None):
+            return None
+        return getattr(self.caption, "confidence", None)
+
+    @property
+    def current_keywords(self) -> tuple[str, ...]:
+        if self.keywords is not None:
+            return self.keywords
+        return tuple(getattr(self.caption, "keywords", ()) or ())
+
+    def needs_check(self, below: float) -> bool:
+        value = self.confidence
+        return value is not None and value < below
 
     @property
     def name(self) -> str:
@@ -56,6 +79,9 @@ class QueueModel(QAbstractTableModel):
         self._index_of: dict[str, int] = {}
         self._loader: ImageLoader | None = None
         self._icons: dict[str, QIcon] = {}
+        self.check_below = DEFAULT_CHECK_BELOW
+        # Whether the loaded model has a calibration: without one the column says why it is empty.
+        self.calibrated = True
         if loader is not None:
             self.set_loader(loader)
 
@@ -78,6 +104,29 @@ class QueueModel(QAbstractTableModel):
             return HEADERS[section]
         return None
 
+    def set_check_below(self, value: float, calibrated: bool = True) -> None:
+        self.check_below, self.calibrated = float(value), calibrated
+        if self.rows:
+            self.dataChanged.emit(self.index(0, COL_CONFIDENCE), self.index(len(self.rows) - 1, COL_CONFIDENCE))
+
+    def _confidence_text(self, row: QueueRow) -> str:
+        value = row.confidence
+        if value is None:
+            return ""
+        return f"check  {100 * value:.0f}%" if value < self.check_below else f"{100 * value:.0f}%"
+
+    def _confidence_tip(self, row: QueueRow) -> str:
+        value = row.confidence
+        if value is not None:
+            advice = (f"below {100 * self.check_below:.0f}%: read this one first" if value < self.check_below
+                      else "the estimated chance that this caption is a good one")
+            return f"Confidence {100 * value:.0f}%: {advice}"
+        if row.caption is not None and (row.edited or row.text != getattr(row.caption, "text", None)):
+            return "Your caption: the model's confidence was for its own words"
+        if row.caption is not None:
+            return "This model has no calibration, so it gives no confidence"
+        return ""
+
     def flags(self, index):
         base = super().flags(index)
         if index.isValid() and index.column() == COL_CAPTION:
@@ -94,6 +143,8 @@ class QueueModel(QAbstractTableModel):
                 return row.name
             if column == COL_STATUS:
                 return status_text(row)
+            if column == COL_CONFIDENCE:
+                return self._confidence_text(row)
             if column == COL_CAPTION:
                 # A failed row has no caption: its reason takes the space, where it
                 # can be read whole rather than squeezed into the status column.
@@ -110,11 +161,24 @@ class QueueModel(QAbstractTableModel):
                 return row.text
             if column == COL_STATUS:
                 return status_text(row)  # "from holiday-042.jpg.txt" does not fit the column
+            if column == COL_CONFIDENCE:
+                return self._confidence_tip(row) or None
         elif role == Qt.ItemDataRole.ForegroundRole:
             if row.status == FAILED and column in (COL_STATUS, COL_CAPTION):
                 return _error_colour()
+            if column == COL_CONFIDENCE and row.needs_check(self.check_below):
+                return _check_colour()
         elif role == Qt.ItemDataRole.DecorationRole and column == COL_PHOTO:
             return self._thumbnail(row)
+        elif role == Qt.ItemDataRole.FontRole and column == COL_CONFIDENCE and row.needs_check(self.check_below):
+            return _bold()
+        elif role == Qt.ItemDataRole.TextAlignmentRole and column == COL_CONFIDENCE:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        elif role == SORT_ROLE:
+            if column == COL_CONFIDENCE:
+                value = row.confidence
+                return -1.0 if value is None else value
+            return self.data(index, Qt.ItemDataRole.DisplayRole)
         return None
 
     def setData(self, index, value, role=Qt.ItemDataRole.EditRole) -> bool:
@@ -179,14 +243,18 @@ class QueueModel(QAbstractTableModel):
         row.status = status
         row.error = error
         # The error text shows in the caption column and the warning icon in the photo column.
-        self._changed(number, COL_PHOTO, COL_CAPTION)
+        self._changed(number, COL_PHOTO, LAST_COL)
 
     def set_state(self, number: int, *, text: str, edited: bool, caption, status: str) -> None:
         row = self.rows[number]
         row.text, row.edited, row.caption, row.status = text, edited, caption, status
         if status == DONE:
             row.error = ""
-        self._changed(number, COL_PHOTO, COL_CAPTION)
+        self._changed(number, COL_PHOTO, LAST_COL)
+
+    def set_keywords(self, number: int, keywords: tuple[str, ...] | None) -> None:
+        self.rows[number].keywords = keywords
+        self._changed(number, COL_CAPTION, COL_CAPTION)
 
     def numbers_with_status(self, *statuses: str) -> list[int]:
         return [i for i, r in enumerate(self.rows) if r.status in statuses]
@@ -250,6 +318,17 @@ def _error_colour() -> QColor:
     # Readable on both light and dark palettes.
     dark = QApplication.palette().color(QPalette.ColorRole.Base).lightness() < 128
     return QColor("#ef9a9a" if dark else "#b3261e")
+
+
+def _check_colour() -> QColor:
+    dark = QApplication.palette().color(QPalette.ColorRole.Base).lightness() < 128
+    return QColor("#ffcc80" if dark else "#9a4f00")
+
+
+def _bold() -> QFont:
+    font = QFont(QApplication.font())
+    font.setBold(True)
+    return font
 
 
 def _broken_icon() -> QIcon:

@@ -69,6 +69,8 @@ class CaptionSession(QObject):
         self.undo_stack = QUndoStack(self)
         self.decode_options = decode_options
         self.model_name: str | None = None
+        # The loaded model's worker.model_info(): calibrated, check_below, attention.
+        self.model_info: dict = {}
         self.loading = False
         self.job_running = False
         self.job_error = ""
@@ -91,6 +93,7 @@ class CaptionSession(QObject):
         self.request_load.connect(self.worker.load_model)
         self.request_caption.connect(self.worker.caption)
         self.worker.model_loading.connect(lambda _label: self.model_loading.emit())
+        self.worker.model_info.connect(self._on_model_info)
         self.worker.model_ready.connect(self._on_model_ready)
         self.worker.model_failed.connect(self._on_model_failed)
         self.worker.started.connect(self._on_started)
@@ -199,7 +202,7 @@ class CaptionSession(QObject):
             status = WAITING if photo.status == CAPTIONING else photo.status
             rows.append(QueueRow(Path(photo.path), status=status, text=photo.text, caption=photo.caption,
                                  error=photo.error, edited=photo.edited, saved_text=photo.saved_text,
-                                 source=photo.source))
+                                 source=photo.source, keywords=photo.keywords))
         added = self.queue.add_rows(rows)
         self._look_up([self.queue.row(n) for n in added if self.queue.row(n).status == CHECKING])
         self.state_changed.emit()
@@ -264,6 +267,21 @@ class CaptionSession(QObject):
         if text != row.text:
             self.undo_stack.push(_SetCaption(self, row, text=text, edited=True, caption=row.caption, typing=typing))
 
+    def set_keywords(self, number: int, keywords: tuple[str, ...]) -> None:
+        """A person's keywords for a photo (replacing the model's): undoable, and on disk at once."""
+        row = self.queue.row(number)
+        keywords = tuple(keywords)
+        if keywords != row.current_keywords:
+            self.undo_stack.push(_SetKeywords(self, row, keywords))
+
+    def _apply_keywords(self, path: Path, keywords: tuple[str, ...] | None) -> None:
+        number = self.queue.row_of(path)
+        if number < 0:
+            return
+        self.queue.set_keywords(number, keywords)
+        self._persist(lambda store: store.update(str(path), keywords=keywords))
+        self.state_changed.emit()
+
     def rewrite(self, numbers: list[int], *, find: str = "", replace: str = "", prefix: str = "",
                 suffix: str = "") -> int:
         """Find/replace, then prefix and suffix, on the captions of ``numbers`` (dataset builders add
@@ -308,6 +326,9 @@ class CaptionSession(QObject):
         self.state_changed.emit()
         self.request_load.emit(source or None)
         return True
+
+    def _on_model_info(self, info: dict) -> None:
+        self.model_info = dict(info)
 
     def _on_model_ready(self, name: str) -> None:
         self.loading = False
@@ -473,7 +494,7 @@ class CaptionSession(QObject):
             if step is not None and not step(report.attempted):
                 break
             try:
-                write_description(row.path, one_line(row.text))
+                write_description(row.path, one_line(row.text), row.current_keywords)
                 written.append(row)
             except (ImgcapError, OSError, ValueError) as exc:
                 report.errors.append(str(exc))
@@ -542,7 +563,7 @@ def record_of(row: QueueRow) -> dict:
     from imgcap_desktop.core.records import make_record
 
     return make_record(row.path, caption=row.caption, text=row.text, edited=row.edited,
-                       error=row.error or None, status=row.status)
+                       error=row.error or None, status=row.status, keywords=row.current_keywords)
 
 
 def _suffix(slot: int) -> str:
@@ -579,6 +600,20 @@ class _SetCaption(QUndoCommand):
         self.session._apply(self.path, *self.before)
 
 
+class _SetKeywords(QUndoCommand):
+    def __init__(self, session: CaptionSession, row: QueueRow, keywords: tuple[str, ...]):
+        super().__init__(f"Edit keywords of {row.name}")
+        self.session = session
+        self.path = row.path
+        self.before, self.after = row.keywords, keywords
+
+    def redo(self) -> None:
+        self.session._apply_keywords(self.path, self.after)
+
+    def undo(self) -> None:
+        self.session._apply_keywords(self.path, self.before)
+
+
 class _RemoveRows(QUndoCommand):
     def __init__(self, session: CaptionSession, numbers: list[int]):
         count = len(numbers)
@@ -598,7 +633,8 @@ class _RemoveRows(QUndoCommand):
         for number, row in self.removed:  # ascending, so each goes back where it was
             queue.insert_row(number, row)
         self.session._persist(lambda store: (
-            store.add(StoredPhoto(str(r.path), r.status, r.text, r.saved_text, r.edited, r.error, r.caption, r.source)
+            store.add(StoredPhoto(str(r.path), r.status, r.text, r.saved_text, r.edited, r.error, r.caption, r.source,
+                                  r.keywords)
                       for _, r in self.removed),
             store.renumber(str(r.path) for r in queue.rows)))
         self.session.state_changed.emit()

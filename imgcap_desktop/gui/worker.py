@@ -42,8 +42,17 @@ def user_message(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def model_info(captioner: CaptionerLike) -> dict:
+    """What the window shows about a model beside its name (a test double may have none of it)."""
+    calibration = getattr(captioner, "calibration", None)
+    return {"calibrated": calibration is not None,
+            "check_below": getattr(calibration, "check_below", None),
+            "attention": bool(getattr(captioner, "has_attention", False))}
+
+
 class Worker(QObject):
     model_loading = Signal(str)
+    model_info = Signal(object)   # dict from model_info(), just before model_ready
     model_ready = Signal(str)
     model_failed = Signal(str)
     started = Signal(int)
@@ -88,6 +97,7 @@ class Worker(QObject):
             self.model_failed.emit(user_message(exc))
             return
         self._captioner = captioner
+        self.model_info.emit(model_info(captioner))
         self.model_ready.emit(getattr(captioner, "name", "") or "model")
 
     @Slot(list, object)

@@ -297,15 +297,18 @@ def test_settings_dialog_reads_and_returns_values(qtbot, tmp_path):
     dialog.model.setCurrentIndex(0)
     values = dialog.values()
     assert values == {"beam": 7, "max_length": 0, "batch_size": 8, "length_penalty": None,
-                      "caption_on_open": False, "restore_session": "never",
+                      "caption_on_open": False, "restore_session": "never", "check_below": None,
                       "sidecar_overwrite": "overwrite", "model_path": ""}
+    assert dialog.check_below.text() == "model's suggestion"
+    dialog.check_below.setValue(0.35)
+    assert dialog.values()["check_below"] == 0.35
     dialog.decoding["length_penalty"].setValue(0.5)
     assert dialog.values()["length_penalty"] == 0.5
     # Every mnemonic label has a buddy: without one Qt draws the "&" itself ("&Model:").
     from PySide6.QtWidgets import QLabel
 
     mnemonics = [label for label in dialog.findChildren(QLabel) if "&" in label.text()]
-    assert len(mnemonics) == 7 and all(label.buddy() is not None for label in mnemonics)
+    assert len(mnemonics) == 8 and all(label.buddy() is not None for label in mnemonics)
 
 
 def test_real_thread_batch_with_cancel_and_close(make_window, tmp_path, qtbot):
