@@ -56,7 +56,11 @@ def run(argv: list[str] | None = None) -> int:
         for record in captioner.caption_paths(photos):
             if record.caption is not None and record.caption.text.strip():
                 good += 1
-                print(f"OK  {record.path.name}  {record.caption.text}", file=out, flush=True)
+                c = record.caption
+                extra = [f"confidence {100 * c.confidence:.0f}%"] if c.confidence is not None else []
+                extra += [f"keywords: {', '.join(c.keywords)}"] if c.keywords else []
+                print(f"OK  {record.path.name}  {c.text}" + (f"  ({'; '.join(extra)})" if extra else ""),
+                      file=out, flush=True)
             else:
                 why = record.error or "empty caption"
                 print(f"FAIL  {record.path.name}  {why}", file=out, flush=True)

@@ -215,3 +215,40 @@ def test_a_store_that_fails_midway_says_so_once(sessions, photos, tmp_path):
     session.edit(0, "typed")
     assert len(messages) == 1 and "cannot be written" in messages[0]
     assert session.queue.rows[0].text == "typed"
+
+
+def test_a_version_1_session_file_is_migrated_and_keeps_every_photo(tmp_path):
+    import sqlite3
+
+    import numpy as np
+
+    from imgcap_desktop.core.results import Alternative, Caption
+    from imgcap_desktop.core.session_store import StoredPhoto
+
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript("""
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE photos (path TEXT PRIMARY KEY, position INTEGER NOT NULL, status TEXT NOT NULL,
+            text TEXT NOT NULL DEFAULT '', saved_text TEXT NOT NULL DEFAULT '', edited INTEGER NOT NULL DEFAULT 0,
+            error TEXT NOT NULL DEFAULT '', caption TEXT, source TEXT NOT NULL DEFAULT '', updated REAL NOT NULL);
+        INSERT INTO meta VALUES ('schema', '1');
+        INSERT INTO photos VALUES ('/p/a.jpg', 0, 'done', 'a dog', '', 0, '',
+            '{"text": "a dog", "score": -0.5, "alternatives": [["a dog", -1.0, -0.5]]}', '', 0);
+    """)
+    db.commit()
+    db.close()
+    store = SessionStore(path)
+    [photo] = store.photos()
+    assert photo.text == "a dog" and photo.keywords is None and photo.caption.confidence is None
+    store.update("/p/a.jpg", keywords=("dog", "grass"))
+    caption = Caption("a cat", -0.4, (Alternative("a cat", -0.8, -0.4),), attention=np.full((3, 50), 0.02),
+                      confidence=0.61, keywords=("cat",))
+    store.add([StoredPhoto("/p/b.jpg", "done", "a cat", caption=caption)])
+    store.close()
+    again = SessionStore(path)
+    a, b = again.photos()
+    assert a.keywords == ("dog", "grass") and b.keywords is None
+    assert b.caption.confidence == 0.61 and b.caption.keywords == ("cat",)
+    assert b.caption.attention.shape == (3, 50)
+    assert sqlite3.connect(path).execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()[0] == "2"
