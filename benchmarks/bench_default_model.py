@@ -6,7 +6,9 @@ Prints, for the bundle in models/default (or --model):
   (time for N photos minus time for N/10 photos, divided by the difference; target <= 80 ms,
   goal 40 ms), for greedy decoding, beam 3 and the model's default beam, and their ratios to
   greedy (target: beam 3 <= 2x greedy);
-- the same on the LiteRT runtime when the bundle has an export.
+- the same on the LiteRT runtime when the bundle has an export;
+- what the confidence, the keywords and the kept attention cost per photo, side by side with
+  decoding that keeps no attention (Keras, the model's beam, a batch of 16 photos' features).
 
 Photos: the Flickr8k photos in ../shared/data when present (not redistributed), otherwise
 distinct crops of resources/samples.
@@ -67,6 +69,55 @@ def marginal(captioner, photos, beam) -> tuple[float, float]:
     return (t_all - t_small) / (len(photos) - len(small)), t_all / len(photos)
 
 
+def extras_cost(captioner, photos, repeats: int = 5) -> None:
+    """Decoding with and without kept attention, and the ImageNet head + confidence + keywords, timed
+    on the same 16 photos' features in one run (best of ``repeats``)."""
+    import numpy as np
+
+    from imgcap_desktop.core import decoding, keywords
+    from imgcap_desktop.core.confidence import features_of
+    from imgcap_desktop.core.images import open_for_model
+    from imgcap_desktop.core.options import DecodeOptions
+
+    spec = captioner.spec
+    batch = np.stack([open_for_model(p, spec.input_size, resample=spec.resample) for p in photos[:16]])
+    features = captioner.encoder(batch.astype(np.float32))
+    options = captioner.resolve(DecodeOptions())
+
+    def decode(keep):
+        return decoding.beam_search(captioner.step_model, features, beam=options.beam, start_id=captioner._start_id,
+                                    stops=captioner._stops, max_length=options.max_length,
+                                    length_penalty=options.length_penalty, keep_attention=keep,
+                                    no_repeat_ngram=int(captioner.manifest.decoding.get("no_repeat_ngram", 0)))
+
+    def best(fn):
+        fn()
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return min(times) / len(features)
+
+    without, with_attention = best(lambda: decode(False)), best(lambda: decode(True))
+    ranked = decode(True)
+
+    def extras():
+        concepts = captioner.step_model.concepts(features)
+        for i, hyps in enumerate(ranked):
+            h = hyps[0]
+            signals = features_of(h.token_log_probs, [x.score(options.length_penalty) for x in hyps], len(h.tokens),
+                                  np.stack(h.attention), concepts[i])
+            if captioner.calibration is not None:
+                captioner.calibration.predict(signals)
+            keywords.from_probabilities(concepts[i], captioner.keyword_threshold)
+
+    added = best(extras)
+    print(f"decoding (beam {options.beam}, 16 photos): {without * 1000:.2f} ms/photo without kept attention, "
+          f"{with_attention * 1000:.2f} ms/photo with it ({with_attention / without:.3f}x); ImageNet head + "
+          f"confidence + keywords {added * 1000:.2f} ms/photo more")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--photos", type=int, default=100)
@@ -89,6 +140,7 @@ def main() -> int:
     print(f"import tensorflow {t_tf:.2f} s; bundle load after it {t_load:.2f} s (target <= 3 s)")
 
     photos = photo_set(args.photos)
+    extras_cost(captioner, photos)
     print(f"{len(photos)} photos; marginal = (time for all - time for a tenth) / the difference, batch 16")
     rows = {}
     for runtime in ("keras", "litert"):
