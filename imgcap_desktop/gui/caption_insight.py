@@ -201,6 +201,8 @@ class CaptionInsight(QWidget):
         while self.words_layout.count():
             item = self.words_layout.takeAt(0)
             if item.widget() is not None:
+                # Hidden at once: deleteLater waits for the event loop, and the old words must not show.
+                item.widget().hide()
                 item.widget().deleteLater()
         self._buttons = []
         self.maps = maps
