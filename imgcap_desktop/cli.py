@@ -71,9 +71,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="text, jsonl or csv on stdout (default text); with --engine ray: jsonl (default) "
                         "or parquet shards in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-    p.add_argument("--write", type=_write_targets, default=(), metavar="txt,metadata",
-                   help="also write each caption: txt (NAME.txt beside the photo), metadata (into the "
-                        "photo's EXIF/XMP/IPTC description); each record says what was written where")
+    p.add_argument("--write", type=_write_targets, default=(), metavar="txt,xmp,metadata",
+                   help="also write each caption: txt (NAME.txt beside the photo), xmp (an XMP sidecar, "
+                        "NAME.jpg.xmp, with the keywords), metadata (into the photo's EXIF/XMP/IPTC "
+                        "description and keywords); each record says what was written where")
+    p.add_argument("--caption-ext", choices=(".txt", ".caption"), default=".txt",
+                   help="with --write txt: the caption file's extension (.caption for kohya's "
+                        "--caption_extension .caption and OneTrainer)")
+    p.add_argument("--dataset", choices=("hf", "coco"), default=None,
+                   help="also write the captions as a training set: hf (Hugging Face imagefolder "
+                        "metadata.jsonl) or coco (COCO captions JSON), into --dataset-out")
+    p.add_argument("--dataset-out", type=Path, default=None, metavar="FILE",
+                   help="with --dataset: the file to write (default: metadata.jsonl or captions.json in the "
+                        "photos' common folder)")
+    p.add_argument("--xmp-name", choices=("full", "base"), default="full",
+                   help="with --write xmp: NAME.jpg.xmp (full: darktable, digiKam; the default) or NAME.xmp "
+                        "(base: Lightroom, Capture One); an existing sidecar under either name is updated")
     p.add_argument("--overwrite", choices=("never", "always"), default="never",
                    help="with --write: keep (never, the default) or replace (always) an existing caption "
                         "file or description; nothing ever asks")
@@ -196,17 +209,21 @@ def cmd_caption(args) -> int:
 
         bar = tqdm(total=len(found.images), unit="photo", file=sys.stderr, dynamic_ncols=True)
     writes: dict[str, int] = {}
+    dataset_records: list[dict] = []
     for first in results:
         for result in [first] + [CaptionResult(p, first.caption, first.error) for p in copies.get(first.path, [])]:
             failures += not result.ok
             written = write_targets(result.path, result.caption.text, args.write, args.overwrite,
-                                    keywords=result.caption.keywords) if result.ok and args.write else []
+                                    keywords=result.caption.keywords, xmp_naming=args.xmp_name,
+                                    caption_suffix=args.caption_ext) if result.ok and args.write else []
             if maps is not None and result.ok:
                 written.append(maps.write(result))
             for entry in written:
                 writes[entry["result"]] = writes.get(entry["result"], 0) + 1
-            writer.write(result, make_record(result.path, caption=result.caption, error=result.error,
-                                             written=written))
+            record = make_record(result.path, caption=result.caption, error=result.error, written=written)
+            writer.write(result, record)
+            if args.dataset:
+                dataset_records.append(record)
             if bar is not None:
                 bar.update(1)
     if bar is not None:
@@ -215,9 +232,27 @@ def cmd_caption(args) -> int:
     if writes:
         print("imgcap: " + ", ".join(f"{count} {what}" for what, count in sorted(writes.items()))
               + (" (kept: an existing caption, see --overwrite)" if writes.get("kept") else ""), file=sys.stderr)
+    if args.dataset:
+        failures += _write_dataset(args, dataset_records)
     if failures:
         print(f"imgcap: {failures} of {len(found.images)} photo(s) failed", file=sys.stderr)
     return EXIT_SOME_FAILED if failures or missing else EXIT_OK
+
+
+def _write_dataset(args, records: list[dict]) -> int:
+    """``--dataset``: the training-set file; returns how many photos it could not list."""
+    from imgcap_desktop.core.dataset_layouts import DEFAULT_NAMES, common_folder, write_dataset
+
+    out = args.dataset_out or (common_folder([r["image"] for r in records]) or Path.cwd()) / DEFAULT_NAMES[args.dataset]
+    try:
+        report = write_dataset(args.dataset, records, out)
+    except (ImgcapError, OSError) as exc:
+        print(f"imgcap: {exc}", file=sys.stderr)
+        return len(records)
+    for sentence in report.left_out:
+        print(f"imgcap: {sentence}", file=sys.stderr)
+    print(f"imgcap: {report.written} caption(s) in {out}", file=sys.stderr)
+    return len(report.left_out)
 
 
 def _caption_on_ray(args) -> int:
@@ -226,8 +261,8 @@ def _caption_on_ray(args) -> int:
     if args.out is None:
         print("imgcap: --engine ray writes sharded files: give the folder with --out DIR", file=sys.stderr)
         return EXIT_ERROR
-    if args.attention_out:
-        print("imgcap: --attention-out goes with the local engine", file=sys.stderr)
+    if args.attention_out or args.dataset:
+        print("imgcap: --attention-out and --dataset go with the local engine", file=sys.stderr)
         return EXIT_ERROR
     if args.write:
         print("imgcap: --write goes with the local engine (Ray workers need not see the photos' folders "

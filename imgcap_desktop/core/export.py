@@ -261,7 +261,12 @@ def _link_no_clobber(tmp: Path, target: Path, clobber_error: type[SaveError]) ->
 # --- sidecars ------------------------------------------------------------------
 
 
-def sidecar_path(image: Path) -> Path:
+#: Caption file extensions: ``.txt`` (TagGUI, kohya's default) and ``.caption`` (kohya's
+#: ``--caption_extension .caption``, OneTrainer).
+CAPTION_SUFFIXES = (SIDECAR_SUFFIX, ".caption")
+
+
+def sidecar_path(image: Path, suffix: str = SIDECAR_SUFFIX) -> Path:
     """``photo.jpg`` -> ``photo.txt`` in the same folder (the TagGUI / dataset convention).
 
     Two photos never share one caption file: when another image in the folder has the same
@@ -269,11 +274,13 @@ def sidecar_path(image: Path) -> Path:
     (``photo.jpg.txt``, ``photo.png.txt``) instead of both writing ``photo.txt``.
     """
     image = Path(image)
-    if image.suffix.lower() == SIDECAR_SUFFIX:
+    if suffix not in CAPTION_SUFFIXES:
+        raise ValueError(f"caption files end in {' or '.join(CAPTION_SUFFIXES)}, not {suffix!r}")
+    if image.suffix.lower() in CAPTION_SUFFIXES:
         raise ValueError(f"{image.name} is already a text file, not an image")
     if _shares_stem(image):
-        return image.with_name(image.name + SIDECAR_SUFFIX)
-    return image.with_suffix(SIDECAR_SUFFIX)
+        return image.with_name(image.name + suffix)
+    return image.with_suffix(suffix)
 
 
 def _shares_stem(image: Path) -> bool:
@@ -294,13 +301,13 @@ def _one_line(caption: str) -> str:
     return " ".join(part.strip() for part in caption.splitlines() if part.strip())
 
 
-def write_sidecar(image: Path, caption: str, *, overwrite: bool = False) -> Path:
+def write_sidecar(image: Path, caption: str, *, overwrite: bool = False, suffix: str = SIDECAR_SUFFIX) -> Path:
     """Write ``caption`` (UTF-8, one line + ``\\n``) next to ``image``; return the path.
 
     Raises :class:`SidecarExistsError` when the sidecar exists and ``overwrite`` is
     false, so the caller can ask the user and call again with ``overwrite=True``.
     """
-    target = sidecar_path(image)
+    target = sidecar_path(image, suffix)
     if not overwrite and target.exists():
         raise SidecarExistsError(target)
     data = (_one_line(caption) + "\n").encode("utf-8")
@@ -309,9 +316,9 @@ def write_sidecar(image: Path, caption: str, *, overwrite: bool = False) -> Path
     return target
 
 
-def read_sidecar(image: Path) -> str | None:
+def read_sidecar(image: Path, suffix: str = SIDECAR_SUFFIX) -> str | None:
     """The caption in ``image``'s sidecar, or ``None`` if there is no sidecar."""
-    target = sidecar_path(image)
+    target = sidecar_path(image, suffix)
     try:
         raw = target.read_bytes()
     except FileNotFoundError:

@@ -541,6 +541,20 @@ def load_rgb(path: str | os.PathLike[str], *, max_pixels: int | None = DEFAULT_M
     return _read_rgb(path, max_pixels)
 
 
+def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
+    """(width, height) as the photo is shown (EXIF orientation applied), read from its header
+    only; raises the same errors as :func:`load_rgb` for a file that is not an image."""
+    path = Path(os.fspath(path))
+    with _open_regular_file(path) as handle:
+        im = _identify(handle, path, None)
+        width, height = im.size
+        try:
+            orientation = im.getexif().get(0x0112, 1)
+        except Exception:  # malformed EXIF: the stored size is the best answer
+            orientation = 1
+        return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+
+
 def open_for_model(
     path: str | os.PathLike[str],
     size: int,

@@ -86,6 +86,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("last_folder", str, "", "folder of the last open dialog"),
     Option("sidecar_overwrite", str, "ask", "existing NAME.txt: ask, overwrite or skip",
            choices=("ask", "overwrite", "skip")),
+    Option("sidecar_kind", str, "txt", "what Save Sidecar writes: a caption file, an XMP sidecar, or both",
+           choices=("txt", "xmp", "txt+xmp")),
+    Option("caption_extension", str, ".txt", "the caption file's extension (.caption for kohya and OneTrainer)",
+           choices=(".txt", ".caption")),
+    Option("xmp_naming", str, "full", "XMP sidecar name: NAME.jpg.xmp (darktable, digiKam) or NAME.xmp (Lightroom)",
+           choices=("full", "base")),
     Option("window_geometry", bytes, b"", "main window geometry"),
     Option("window_state", bytes, b"", "main window and splitter state"),
 )

@@ -7,6 +7,9 @@ for every captioned photo, and the record says what happened to each target:
 - ``txt``: the NAME.txt sidecar beside the photo, named as the app names it (``x.jpg.txt``
   and ``x.png.txt`` when two photos share a stem in one folder, so neither overwrites the
   other's);
+- ``xmp``: an XMP sidecar beside the photo (``photo.jpg.xmp``, as darktable and digiKam name it,
+  or ``photo.xmp``, Lightroom's name, with ``xmp_naming="base"``; core.xmp_sidecar), updated in
+  place when one exists, the photo untouched;
 - ``metadata``: the photo's own EXIF/XMP/IPTC description, and its keywords as XMP ``dc:subject``
   (IPTC Core's Keywords), pixels untouched.
 
@@ -21,7 +24,7 @@ from pathlib import Path
 
 from imgcap_desktop.core.errors import ImgcapError, SidecarExistsError
 
-TARGETS = ("txt", "metadata")
+TARGETS = ("txt", "xmp", "metadata")
 POLICIES = ("never", "always")
 
 
@@ -35,18 +38,31 @@ def parse_targets(text: str) -> tuple[str, ...]:
 
 
 def write_targets(image: Path, caption: str, targets: tuple[str, ...], overwrite: str = "never",
-                  keywords: tuple[str, ...] | None = None) -> list[dict]:
+                  keywords: tuple[str, ...] | None = None, xmp_naming: str = "full",
+                  caption_suffix: str = ".txt") -> list[dict]:
     from imgcap_desktop.core.export import sidecar_path, write_sidecar
 
     done: list[dict] = []
     for target in targets:
         if target == "txt":
-            where = sidecar_path(image)
+            where = sidecar_path(image, caption_suffix)
             try:
-                write_sidecar(image, caption, overwrite=overwrite == "always")
+                write_sidecar(image, caption, overwrite=overwrite == "always", suffix=caption_suffix)
                 done.append(_entry(target, where, "written"))
             except SidecarExistsError:
                 done.append(_entry(target, where, "kept"))
+            except (ImgcapError, OSError, ValueError) as exc:
+                done.append(_entry(target, where, "failed", str(exc)))
+        elif target == "xmp":
+            from imgcap_desktop.core import xmp_sidecar
+
+            where = xmp_sidecar.find_sidecar(image) or xmp_sidecar.sidecar_for(image, xmp_naming)
+            try:
+                if overwrite == "never" and xmp_sidecar.sidecar_description(image):
+                    done.append(_entry(target, where, "kept"))
+                    continue
+                done.append(_entry(target, xmp_sidecar.write_sidecar(image, caption, keywords, naming=xmp_naming),
+                                   "written"))
             except (ImgcapError, OSError, ValueError) as exc:
                 done.append(_entry(target, where, "failed", str(exc)))
         elif target == "metadata":
@@ -69,17 +85,23 @@ def _entry(target: str, path: Path, result: str, error: str | None = None) -> di
 
 def existing_caption(image: Path) -> tuple[str, str] | None:
     """A caption someone already wrote for ``image``, and where: ``(text, "NAME.txt")`` from the
-    sidecar the app and `--write txt` use, else ``(text, "the photo")`` from its EXIF/XMP/IPTC
+    sidecar the app and `--write txt` use, else ``(text, "NAME.jpg.xmp")`` from an XMP sidecar
+    (darktable, digiKam, Lightroom), else ``(text, "the photo")`` from its EXIF/XMP/IPTC
     description. None when there is none, or it cannot be read (the photo itself may still open)."""
-    from imgcap_desktop.core.export import read_sidecar, sidecar_path
+    from imgcap_desktop.core.export import CAPTION_SUFFIXES, read_sidecar, sidecar_path
     from imgcap_desktop.core.metadata import read_description
+    from imgcap_desktop.core.xmp_sidecar import sidecar_description
 
-    try:
-        text = read_sidecar(image)
-    except (ImgcapError, OSError, ValueError):
-        text = None
-    if text and text.strip():
-        return text.strip(), sidecar_path(image).name
+    for suffix in CAPTION_SUFFIXES:  # NAME.txt, then kohya's NAME.caption
+        try:
+            text = read_sidecar(image, suffix)
+        except (ImgcapError, OSError, ValueError):
+            text = None
+        if text and text.strip():
+            return text.strip(), sidecar_path(image, suffix).name
+    found_xmp = sidecar_description(image)
+    if found_xmp:
+        return found_xmp
     try:
         found = read_description(image)
     except (ImgcapError, OSError, ValueError):

@@ -141,6 +141,25 @@ def ask_export_path(parent: QWidget | None, start: str = "") -> Path | None:
     return path
 
 
+DATASET_FILTERS = {"hf": "Hugging Face imagefolder (metadata.jsonl)", "coco": "COCO captions (*.json)"}
+
+
+def ask_dataset_path(parent: QWidget | None, start: Path | None) -> tuple[str, Path] | None:
+    """(layout, file) for File > Export Dataset; starts in the photos' common folder, where an
+    imagefolder's metadata.jsonl has to be."""
+    folder = start or Path.home()
+    name, chosen = QFileDialog.getSaveFileName(
+        parent, "Export captions as a training set", str(folder / "metadata.jsonl"),
+        ";;".join(DATASET_FILTERS.values()))
+    if not name:
+        return None
+    path = Path(name)
+    layout = "coco" if chosen == DATASET_FILTERS["coco"] or path.suffix.lower() == ".json" else "hf"
+    if layout == "coco" and path.suffix.lower() != ".json":
+        path = path.with_name("captions.json") if path.name == "metadata.jsonl" else path.with_suffix(".json")
+    return layout, path
+
+
 def choose_model_folder(parent: QWidget | None, start: str = "") -> str | None:
     folder = QFileDialog.getExistingDirectory(
         parent, "Open model folder (a bundle, or image_caption.h5 + tokenizer.pkl)", start
@@ -193,6 +212,17 @@ class SettingsDialog(QDialog):
         self.sidecar.setCurrentIndex(max(0, self.sidecar.findData(values.get("sidecar_overwrite", "ask"))))
         form.addRow("Existing &NAME.txt:", self.sidecar)
 
+        self.sidecar_kind = self._choices(values, "sidecar_kind", {
+            "txt": "A caption file (NAME.txt)", "xmp": "An XMP sidecar (with the keywords)",
+            "txt+xmp": "Both"})
+        form.addRow("Save Sidecar &writes:", self.sidecar_kind)
+        self.caption_extension = self._choices(values, "caption_extension", {
+            ".txt": "NAME.txt", ".caption": "NAME.caption (kohya, OneTrainer)"})
+        form.addRow("Caption &file:", self.caption_extension)
+        self.xmp_naming = self._choices(values, "xmp_naming", {
+            "full": "NAME.jpg.xmp (darktable, digiKam)", "base": "NAME.xmp (Lightroom, Capture One)"})
+        form.addRow("&XMP sidecar name:", self.xmp_naming)
+
         self.model = QComboBox()
         self.model.addItem("Default model", "")
         for path in values.get("recent_models", []):
@@ -225,6 +255,16 @@ class SettingsDialog(QDialog):
         layout.addLayout(form)
         layout.addWidget(hint)
         layout.addWidget(buttons)
+
+    @staticmethod
+    def _choices(values: dict, name: str, labels: dict[str, str]) -> QComboBox:
+        option = BY_NAME[name]
+        combo = QComboBox()
+        for choice in option.choices:
+            combo.addItem(labels[choice], choice)
+        combo.setCurrentIndex(max(0, combo.findData(values.get(name, option.default))))
+        combo.setToolTip(option.help)
+        return combo
 
     def _spin(self, option, values: dict):
         value = values.get(option.name, option.default)
@@ -269,6 +309,9 @@ class SettingsDialog(QDialog):
             "caption_on_open": self.caption_on_open.isChecked(),
             "restore_session": self.restore.currentData(),
             "sidecar_overwrite": self.sidecar.currentData(),
+            "sidecar_kind": self.sidecar_kind.currentData(),
+            "caption_extension": self.caption_extension.currentData(),
+            "xmp_naming": self.xmp_naming.currentData(),
             "model_path": self.model.currentData() or "",
         }
 

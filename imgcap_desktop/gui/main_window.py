@@ -158,6 +158,9 @@ class MainWindow(QMainWindow):
         self.act_write = self._action("&Write into Photo", self.write_into_photo, "Ctrl+Shift+W", themed_icon("document-edit", SP.SP_FileDialogDetailedView), "Write the caption into the photo's EXIF/XMP description")
         self.act_write_all = self._action("Write All into P&hotos", self.write_all_into_photos, "Ctrl+Alt+W", themed_icon("document-edit", SP.SP_FileDialogDetailedView), "Write every caption into its photo's EXIF/XMP description")
         self.act_export = self._action("&Export CSV / JSONL…", self.export, "Ctrl+E", themed_icon("document-export", SP.SP_ArrowDown), "Export the queue's captions")
+        self.act_export_dataset = self._action("Export &Dataset…", self.export_dataset, "Ctrl+Shift+E", None,
+                                               "The captions as a training set: Hugging Face imagefolder "
+                                               "(metadata.jsonl) or COCO captions JSON")
         self.act_model = self._action("Open &Model Folder…", self.open_model_folder, "Ctrl+Shift+M", themed_icon("folder", SP.SP_DirIcon), "Load a model bundle or the old image_caption.h5 + tokenizer.pkl")
         self.act_settings = self._action("Se&ttings…", self.open_settings, "Ctrl+,", themed_icon("preferences-system", SP.SP_FileDialogListView), "Beam width, caption length, model")
         self.act_remove = self._action("&Remove from Queue", self.remove_selected, "Del", themed_icon("list-remove", SP.SP_TrashIcon))
@@ -324,7 +327,8 @@ class MainWindow(QMainWindow):
         file_menu.addMenu(self.recent_menu)
         file_menu.addAction(self.act_paste)
         file_menu.addSeparator()
-        file_menu.addActions([self.act_save, self.act_save_all, self.act_write, self.act_write_all, self.act_export])
+        file_menu.addActions([self.act_save, self.act_save_all, self.act_write, self.act_write_all, self.act_export,
+                              self.act_export_dataset])
         file_menu.addSeparator()
         file_menu.addAction(self.act_model)
         file_menu.addSeparator()
@@ -414,6 +418,7 @@ class MainWindow(QMainWindow):
         self.act_write.setEnabled(idle and has_text)
         self.act_write_all.setEnabled(idle and any_text)
         self.act_export.setEnabled(idle and bool(session.exportable()))
+        self.act_export_dataset.setEnabled(idle and any_text)
         self.act_rewrite.setEnabled(not session.job_running and any_text)
         self.act_remove.setEnabled(not session.job_running and has_rows)
         self.act_clear.setEnabled(not session.job_running and has_rows)
@@ -788,7 +793,9 @@ class MainWindow(QMainWindow):
 
     def _write_sidecars(self, rows: list[QueueRow]):
         report = self.session.save_sidecars(rows, policy=self.settings.get("sidecar_overwrite"),
-                                            ask=self._ask_overwrite)
+                                            ask=self._ask_overwrite, kind=self.settings.get("sidecar_kind"),
+                                            suffix=self.settings.get("caption_extension"),
+                                            xmp_naming=self.settings.get("xmp_naming"))
         message = f"Saved {plural(report.saved, 'caption file')}"
         if report.skipped:
             message += f", kept {report.skipped} existing"
@@ -851,6 +858,31 @@ class MainWindow(QMainWindow):
             return False
         self.statusBar().showMessage(f"Exported to {target}", 8000)
         return True
+
+    def export_dataset(self) -> None:
+        from imgcap_desktop.core.dataset_layouts import common_folder
+
+        rows = self.queue.captioned()
+        if not rows:
+            return
+        chosen = dialogs.ask_dataset_path(self, common_folder([r.path for r in rows]))
+        if chosen is not None:
+            self.export_dataset_to(*chosen)
+
+    def export_dataset_to(self, layout: str, target: Path):
+        from imgcap_desktop.core.errors import ImgcapError
+
+        try:
+            report = self.session.export_dataset(layout, target)
+        except (ImgcapError, OSError, ValueError) as exc:
+            self.statusBar().showMessage(f"Export failed: {exc}", 8000)
+            dialogs.show_error(self, "Export failed", str(exc))
+            return None
+        self.statusBar().showMessage(f"{plural(report.written, 'caption')} written to {target}"
+                                     + (f"; {len(report.left_out)} left out" if report.left_out else ""), 8000)
+        if report.left_out:
+            dialogs.show_errors(self, "Some photos are not in the training set", report.left_out)
+        return report
 
     # ------------------------------------------------------------------ selection & preview
 

@@ -444,39 +444,64 @@ class CaptionSession(QObject):
         self._persist(lambda store: [store.update(str(r.path), saved_text=r.saved_text) for r in rows])
         self.state_changed.emit()
 
-    def save_sidecars(self, rows: list[QueueRow], *, policy: str, ask: AskOverwrite) -> SaveReport:
-        """NAME.txt beside each photo; an existing file is kept, replaced or asked about."""
+    def save_sidecars(self, rows: list[QueueRow], *, policy: str, ask: AskOverwrite, kind: str = "txt",
+                      suffix: str = ".txt", xmp_naming: str = "full") -> SaveReport:
+        """A caption file (NAME.txt or NAME.caption) and/or an XMP sidecar beside each photo; an
+        existing caption there is kept, replaced or asked about (``policy``)."""
+        from imgcap_desktop.core import xmp_sidecar
         from imgcap_desktop.core.errors import SidecarExistsError
         from imgcap_desktop.core.export import sidecar_path, write_sidecar
+        from imgcap_desktop.core.records import one_line
 
+        def txt(row, overwrite):
+            if not overwrite:
+                try:
+                    write_sidecar(row.path, row.text, suffix=suffix)
+                    return None
+                except SidecarExistsError:
+                    return sidecar_path(row.path, suffix)
+            write_sidecar(row.path, row.text, overwrite=True, suffix=suffix)
+            return None
+
+        def xmp(row, overwrite):
+            found = xmp_sidecar.sidecar_description(row.path)
+            if found and not overwrite and found[0] != one_line(row.text):
+                return xmp_sidecar.find_sidecar(row.path)
+            xmp_sidecar.write_sidecar(row.path, one_line(row.text), row.current_keywords, naming=xmp_naming)
+            return None
+
+        writers = {"txt": [txt], "xmp": [xmp], "txt+xmp": [txt, xmp]}[kind]
         report = SaveReport()
         for_all: str | None = None
         many = len(rows) > 1
         saved: list[QueueRow] = []
         for row in rows:
-            try:
+            done = True
+            for write in writers:
                 try:
-                    write_sidecar(row.path, row.text)
-                    saved.append(row)
-                    continue
-                except SidecarExistsError:
-                    pass
-                if policy == "skip" or for_all == NO_ALL:
-                    report.skipped += 1
-                    continue
-                overwrite = policy == "overwrite" or for_all == YES_ALL
-                if not overwrite:
-                    answer = ask(sidecar_path(row.path), row.path, many)
-                    if answer in (YES_ALL, NO_ALL):
-                        for_all = answer
-                    overwrite = answer in (YES, YES_ALL)
-                if not overwrite:
-                    report.skipped += 1
-                    continue
-                write_sidecar(row.path, row.text, overwrite=True)
+                    conflict = write(row, False)
+                    if conflict is None:
+                        continue
+                    if policy == "skip" or for_all == NO_ALL:
+                        report.skipped += 1
+                        done = False
+                        continue
+                    overwrite = policy == "overwrite" or for_all == YES_ALL
+                    if not overwrite:
+                        answer = ask(conflict, row.path, many)
+                        if answer in (YES_ALL, NO_ALL):
+                            for_all = answer
+                        overwrite = answer in (YES, YES_ALL)
+                    if not overwrite:
+                        report.skipped += 1
+                        done = False
+                        continue
+                    write(row, True)
+                except (ImgcapError, OSError, ValueError) as exc:
+                    report.errors.append(str(exc))
+                    done = False
+            if done:
                 saved.append(row)
-            except (ImgcapError, OSError, ValueError) as exc:
-                report.errors.append(str(exc))
         report.saved = len(saved)
         report.attempted = len(rows)
         self.mark_saved(saved)
@@ -519,6 +544,16 @@ class CaptionSession(QObject):
         else:
             export_csv(records, target)
         self.mark_saved([r for r in rows if r.text.strip()])
+
+    def export_dataset(self, layout: str, target: Path):
+        """The captioned photos as a training set (core.dataset_layouts); returns its report."""
+        from imgcap_desktop.core.dataset_layouts import write_dataset
+
+        rows = [r for r in self.queue.captioned()]
+        report = write_dataset(layout, [record_of(r) for r in rows], target)
+        left = {Path(s.split(":", 1)[0]).name for s in report.left_out}
+        self.mark_saved([r for r in rows if r.name not in left])
+        return report
 
     # ------------------------------------------------------------------ the end
 

@@ -264,3 +264,46 @@ def test_quitting_with_nothing_unsaved_or_after_discard_asks_no_more(captioned, 
     monkeypatch.setattr(dialogs, "ask_unsaved", lambda parent, count: asked.append(count) or dialogs.DISCARD)
     assert window.close()
     assert asked == [3] and not any(p.with_suffix(".txt").exists() for p in paths)
+
+
+def test_save_sidecar_writes_what_settings_choose_xmp_and_caption_files(captioned, monkeypatch):
+    from imgcap_desktop.core import xmp_sidecar
+
+    window, paths = captioned
+    window.settings.set("sidecar_kind", "txt+xmp")
+    window.settings.set("caption_extension", ".caption")
+    window.settings.set("xmp_naming", "base")
+    window.session.set_keywords(0, ("square", "orange"))
+    window.save_all_sidecars()
+    for row, path in zip(window.queue.rows, paths):
+        assert path.with_suffix(".caption").read_text(encoding="utf-8") == row.text + "\n"
+        text, words, sidecar = xmp_sidecar.read_sidecar(path)
+        assert sidecar == path.with_suffix(".xmp") and text == row.text
+        assert words == row.current_keywords
+    assert xmp_sidecar.read_sidecar(paths[0])[1] == ("square", "orange")
+    assert not window.queue.unsaved()
+    # An XMP sidecar that already holds another caption is asked about like a caption file.
+    asked = ask_recorder(monkeypatch, ["no"])
+    window.settings.set("sidecar_kind", "xmp")
+    window.session.edit(1, "a new caption")
+    window.select_row(1)
+    window.save_sidecar()
+    assert asked == [("two.xmp", False)]
+    assert xmp_sidecar.read_sidecar(paths[1])[0] != "a new caption"
+
+
+def test_export_dataset_imagefolder_and_coco(captioned, tmp_path, monkeypatch):
+    window, paths = captioned
+    report = window.export_dataset_to("hf", tmp_path / "set" / "metadata.jsonl")
+    rows = [json.loads(line) for line in (tmp_path / "set" / "metadata.jsonl").read_text().splitlines()]
+    assert report.written == 3 and [r["file_name"] for r in rows] == ["one.jpg", "two.jpg", "three.jpg"]
+    assert [r["text"] for r in rows] == [r.text for r in window.queue.rows]
+    window.export_dataset_to("coco", tmp_path / "set" / "captions.json")
+    data = json.loads((tmp_path / "set" / "captions.json").read_text())
+    assert len(data["images"]) == len(data["annotations"]) == 3
+    # metadata.jsonl in a folder the photos are not in cannot name them: said, not hidden.
+    errors = []
+    monkeypatch.setattr(dialogs, "show_errors", lambda parent, title, items: errors.append(items))
+    (tmp_path / "elsewhere").mkdir()
+    report = window.export_dataset_to("hf", tmp_path / "elsewhere" / "metadata.jsonl")
+    assert report.written == 0 and len(errors[0]) == 3 and "one.jpg" in errors[0][0]

@@ -1,0 +1,114 @@
+"""XMP sidecar files: the caption and keywords beside the photo, the photo itself untouched.
+
+Photo managers disagree on the name. darktable and digiKam (by default) append ``.xmp`` to the
+whole file name (``IMG_0042.CR2.xmp``); Lightroom, Adobe Bridge and Capture One replace the
+extension (``IMG_0042.xmp``). Both are read here, the first one found winning in that order
+(as immich does); writing uses the name the user chose (``full`` or ``base``), and ``base``
+falls back to the full name when another photo in the folder has the same stem, so that
+``x.jpg`` and ``x.png`` never write one ``x.xmp``.
+
+An existing sidecar is updated, never replaced: darktable keeps its whole edit history in it,
+so only ``dc:description``, ``Iptc4xmpCore:AltTextAccessibility`` and (when given)
+``dc:subject`` change, with everything else kept byte for byte in meaning. The write is atomic
+(a temporary file renamed into place).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+from imgcap_desktop.core.errors import SaveError
+from imgcap_desktop.core.export import _reason, _shares_stem, atomic_writer, check_writable
+from imgcap_desktop.core.metadata import _parse_xmp, _xmp_get, _xmp_keywords, _xmp_update
+
+NAMINGS = ("full", "base")
+SUFFIX = ".xmp"
+#: A sidecar bigger than this is not an XMP file anyone meant to give us.
+MAX_BYTES = 16 * 1024 * 1024
+
+
+def full_name(image: Path) -> Path:
+    return image.with_name(image.name + SUFFIX)
+
+
+def base_name(image: Path) -> Path:
+    return image.with_suffix(SUFFIX)
+
+
+def sidecar_for(image: Path, naming: str = "full") -> Path:
+    """Where a sidecar for ``image`` is written: ``photo.CR2.xmp`` (full) or ``photo.xmp`` (base)."""
+    if naming not in NAMINGS:
+        raise ValueError(f"unknown XMP sidecar naming {naming!r}; use {' or '.join(NAMINGS)}")
+    image = Path(image)
+    if naming == "base" and not _shares_stem(image):
+        return base_name(image)
+    return full_name(image)
+
+
+def find_sidecar(image: Path) -> Path | None:
+    """The sidecar other tools left for ``image``, if any (``photo.CR2.xmp`` before ``photo.xmp``)."""
+    image = Path(image)
+    for candidate in (full_name(image), base_name(image)):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _read(path: Path) -> bytes:
+    try:
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            raise SaveError(path, f"{path.name} is {size // (1024 * 1024)} MiB, too big for an XMP sidecar.")
+        return path.read_bytes()
+    except OSError as exc:
+        raise SaveError(path, f"Cannot read {path.name}: {_reason(exc)}.") from exc
+
+
+def read_sidecar(image: Path) -> tuple[str | None, tuple[str, ...], Path | None]:
+    """(description, keywords, the sidecar's path) of ``image``'s sidecar; (None, (), None) without one.
+    A sidecar that does not parse reads as empty: it is someone else's file, not an error of the photo."""
+    path = find_sidecar(image)
+    if path is None:
+        return None, (), None
+    data = _read(path)
+    description, alt_text = _xmp_get(data)
+    return description or alt_text, _xmp_keywords(data), path
+
+
+def write_sidecar(image: Path, caption: str, keywords: Sequence[str] | None = None, *,
+                  naming: str = "full") -> Path:
+    """Set the caption (and keywords, unless None) in ``image``'s XMP sidecar; returns its path.
+
+    An existing sidecar under the chosen name, or under the other name when only that one exists,
+    is updated in place; a sidecar that is not XMP is refused rather than overwritten."""
+    image = Path(image)
+    target = sidecar_for(image, naming)
+    existing = target if target.is_file() else find_sidecar(image)
+    if existing is not None:
+        target = existing
+    old = _read(target) if existing is not None else None
+    if old is not None and old.strip() and _parse_xmp(old) is None:
+        raise SaveError(target, f"{target.name} is not an XMP file this app can update; it was left as it is.")
+    if existing is not None:
+        check_writable(target)
+    body = _xmp_update(old, caption, keywords)
+    data = ('<?xml version="1.0" encoding="UTF-8"?>\n' + body + "\n").encode("utf-8")
+    try:
+        with atomic_writer(target) as fh:
+            fh.write(data)
+    except OSError as exc:
+        raise SaveError(target, f"Cannot write {target.name}: {_reason(exc)}.") from exc
+    return target
+
+
+def sidecar_description(image: Path) -> tuple[str, str] | None:
+    """(caption, the sidecar's name) when ``image`` has a sidecar with a description."""
+    try:
+        text, _, path = read_sidecar(image)
+    except (SaveError, OSError, ValueError):
+        return None
+    if text and text.strip() and path is not None:
+        return text.strip(), os.fspath(path.name)
+    return None
