@@ -28,6 +28,7 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError, features
 
+from imgcap_desktop.core import raw_photos
 from imgcap_desktop.core.errors import (
     CorruptImageError,
     ImageLoadError,
@@ -107,7 +108,10 @@ def _available_formats() -> dict[str, tuple[str, ...]]:
 
 _AVAILABLE = _available_formats()
 
-IMAGE_EXTENSIONS: frozenset[str] = frozenset(s for suffixes in _AVAILABLE.values() for s in suffixes)
+# Camera RAW goes through rawpy (core.raw_photos), chosen by suffix: LibRaw, not Pillow, reads it.
+IMAGE_EXTENSIONS: frozenset[str] = frozenset(
+    [s for suffixes in _AVAILABLE.values() for s in suffixes]
+    + (list(raw_photos.RAW_EXTENSIONS) if raw_photos.available() else []))
 
 # Image.open tries only these, whatever the file is called: content decides the
 # format, and a renamed EPS or a stub format is still refused as "not an image".
@@ -516,6 +520,10 @@ def _read_rgb(
     draft_size: tuple[int, int] | None = None,
 ) -> Image.Image:
     path = Path(os.fspath(path))
+    if raw_photos.is_raw(path):
+        with _open_regular_file(path) as handle:
+            data = handle.read()
+        return raw_photos.load(path, data, max_pixels)
     with _open_regular_file(path) as handle:
         im = _identify(handle, path, max_pixels)
         _plan_decode(im, path, max_pixels, draft_size)
