@@ -111,3 +111,19 @@ def existing_caption(image: Path) -> tuple[str, str] | None:
         if value and value.strip():
             return value.strip(), "the photo"
     return None
+
+
+def existing_keywords(image: Path) -> tuple[str, ...]:
+    """Keywords someone already gave ``image``: its XMP sidecar's, else its own XMP ``dc:subject``;
+    empty when there are none or they cannot be read."""
+    from imgcap_desktop.core.metadata import read_keywords
+    from imgcap_desktop.core.xmp_sidecar import read_sidecar as read_xmp_sidecar
+
+    for read in (lambda: read_xmp_sidecar(image)[1], lambda: read_keywords(image)):
+        try:
+            words = read()
+        except (ImgcapError, OSError, ValueError):
+            continue
+        if words:
+            return tuple(words)
+    return ()

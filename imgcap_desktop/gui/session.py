@@ -235,11 +235,15 @@ class CaptionSession(QObject):
         self._pending_lookups += len(rows)
         self._lookups.start(_LookupTask(self._lookup_signals, [str(r.path) for r in rows]))
 
-    def _on_found(self, path: str, text: str, source: str) -> None:
+    def _on_found(self, path: str, text: str, source: str, keywords: tuple = ()) -> None:
         self._pending_lookups = max(self._pending_lookups - 1, 0)
         number = self.queue.row_of(path)
         if number >= 0 and self.queue.row(number).status == CHECKING:
             row = self.queue.row(number)
+            if keywords:
+                # Someone's keywords (a sidecar's or the photo's own) win over the model's, like a caption.
+                self.queue.set_keywords(number, tuple(keywords))
+                self._persist(lambda store: store.update(path, keywords=tuple(keywords)))
             if text:
                 # Already saved where it was found: not an unsaved caption.
                 row.saved_text, row.source = text, source
@@ -574,7 +578,7 @@ class CaptionSession(QObject):
 
 
 class _LookupSignals(QObject):
-    found = Signal(str, str, str)   # path, text ("" for none), where it was found
+    found = Signal(str, str, str, object)   # path, text ("" for none), where it was found, keywords
 
 
 class _LookupTask(QRunnable):
@@ -584,14 +588,15 @@ class _LookupTask(QRunnable):
         self.paths = paths
 
     def run(self) -> None:
-        from imgcap_desktop.core.writers import existing_caption
+        from imgcap_desktop.core.writers import existing_caption, existing_keywords
 
         for path in self.paths:
             try:
                 found = existing_caption(Path(path))
+                words = existing_keywords(Path(path))
             except Exception:  # noqa: BLE001 - a lookup must never cost the photo its place
-                found = None
-            self.signals.found.emit(path, *(found or ("", "")))
+                found, words = None, ()
+            self.signals.found.emit(path, *(found or ("", "")), tuple(words))
 
 
 def record_of(row: QueueRow) -> dict:

@@ -307,3 +307,25 @@ def test_export_dataset_imagefolder_and_coco(captioned, tmp_path, monkeypatch):
     (tmp_path / "elsewhere").mkdir()
     report = window.export_dataset_to("hf", tmp_path / "elsewhere" / "metadata.jsonl")
     assert report.written == 0 and len(errors[0]) == 3 and "one.jpg" in errors[0][0]
+
+
+def test_captions_and_keywords_already_written_are_shown_and_kept(make_window, tmp_path, idle):
+    from imgcap_desktop.core import xmp_sidecar
+    from imgcap_desktop.gui.queue_model import DONE, FOUND
+
+    folder = tmp_path / "shoot"
+    raw_like = write_photo(folder / "IMG_0001.jpg")
+    xmp_sidecar.write_sidecar(raw_like, "Our dog on the beach", ("dog", "beach"))
+    tagged = write_photo(folder / "IMG_0002.jpg")
+    metadata.write_description(tagged, "", ("holiday",))
+    window = make_window()
+    window.settings.set("caption_on_open", True)
+    window.add_paths([raw_like, tagged])
+    idle(window)
+    first, second = window.queue.rows
+    assert first.status == FOUND and first.source == "IMG_0001.jpg.xmp" and first.text == "Our dog on the beach"
+    assert first.current_keywords == ("dog", "beach")
+    # No caption in the second: the model captions it, and the photo's own keywords stay.
+    assert second.status == DONE and second.current_keywords == ("holiday",)
+    window.select_row(0)
+    assert window.insight.keywords.text() == "dog, beach"
