@@ -20,7 +20,7 @@ test: $(STAMP)
 
 # The fuzz suite at length: 50,000 mutated inputs per reader and seed (CI runs 2,000).
 fuzz: $(STAMP)
-	for seed in 1 2 3; do for target in images metadata vocabulary pickle bundle; do \
+	for seed in 1 2 3; do for target in images metadata vocabulary pickle bundle raw xmp; do \
 		IMGCAP_FUZZ_CASES=50000 IMGCAP_FUZZ_SEED=$$seed $(BIN)/python -m pytest -q -p no:cacheprovider tests/core/test_fuzz.py -k $$target || exit 1; \
 	done; done
 

@@ -9,4 +9,9 @@ from __future__ import annotations
 from imgcap_desktop.cli import main
 
 if __name__ == "__main__":
+    # Camera RAW is decoded in a spawned worker process (core.raw_photos): in a frozen app the
+    # child is this executable again, and freeze_support makes it the worker instead of the app.
+    import multiprocessing
+
+    multiprocessing.freeze_support()
     raise SystemExit(main())

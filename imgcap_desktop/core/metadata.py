@@ -208,7 +208,7 @@ def _parse_xmp(packet: bytes | None) -> minidom.Document | None:
         return None
     try:
         doc = minidom.parseString(packet)
-    except (ExpatError, ValueError, UnicodeError):
+    except (ExpatError, ValueError, UnicodeError, LookupError):  # LookupError: <?xml encoding="UTF-0"?>
         return None
     if not doc.getElementsByTagNameNS(NS_RDF, "RDF"):
         return None

@@ -28,7 +28,7 @@ def tokenizer_pickles(tmp_path_factory):
     return folder
 
 
-@pytest.mark.parametrize("target", ["images", "metadata", "vocabulary", "pickle", "bundle"])
+@pytest.mark.parametrize("target", ["images", "metadata", "vocabulary", "pickle", "bundle", "raw", "xmp"])
 def test_mutated_inputs_end_in_success_or_a_typed_error(target, tmp_path, tokenizer_pickles):
     done = subprocess.run([sys.executable, str(FUZZ), target, str(CASES), SEED, str(tmp_path),
                            "--seed-files", str(tokenizer_pickles)],

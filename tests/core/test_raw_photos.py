@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -78,3 +82,20 @@ def test_cli_captions_a_raw_file(tmp_path, capsys):
     assert code == 1  # one photo failed
     assert records[str(photo)]["status"] == "done" and records[str(photo)]["caption"]
     assert "broken.cr2" in records[str(tmp_path / "photos" / "broken.cr2")]["error"]
+
+
+CRASH = Path(__file__).resolve().parents[1] / "support" / "libraw-crash.dng"
+
+
+def test_a_file_that_crashes_libraw_fails_alone_and_the_next_one_reads(tmp_path):
+    # Found by the fuzz suite: a mutated DNG on which LibRaw itself dies with SIGSEGV ...
+    code = subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; "
+                           "from imgcap_desktop.core.raw_photos import _develop; "
+                           "_develop(Path(sys.argv[1]), Path(sys.argv[1]).read_bytes(), None)", str(CRASH)],
+                          capture_output=True).returncode
+    assert code == -signal.SIGSEGV
+    # ... which in the app is one photo's sentence, because LibRaw runs in a worker process.
+    for _ in range(2):
+        with pytest.raises(ImageLoadError, match="LibRaw crashed"):
+            load_rgb(CRASH)
+    assert load_rgb(write_dng(tmp_path / "after.dng")).size == (192, 128)

@@ -226,6 +226,37 @@ def make_target(name: str, work: Path, seed_files: Path):
             read_bundle(folder)
 
         return [seed], run, (BundleError,)
+    if name == "raw":
+        from imgcap_desktop.core.images import load_rgb
+
+        sys.path.insert(0, str(ROOT))
+        from tests.support.raw import write_dng
+
+        raw_case = work / "case.dng"
+        seeds = [write_dng(work / "seed.dng", size=(64, 48)).read_bytes(),
+                 write_dng(work / "seed-preview.dng", size=(64, 48), preview=(1024, 8)).read_bytes()]
+
+        def run(data):
+            raw_case.write_bytes(data)
+            load_rgb(raw_case)
+
+        return seeds, run, (ImageLoadError,)
+    if name == "xmp":
+        from imgcap_desktop.core.writers import existing_caption, existing_keywords
+        from imgcap_desktop.core.xmp_sidecar import read_sidecar, write_sidecar
+
+        photo = work / "photo.jpg"
+        photo.write_bytes(image_seeds(work)[0])
+        sidecar = write_sidecar(photo, "a dog on a beach, é", ("dog", "beach"))
+        seed = sidecar.read_bytes()
+
+        def run(data):
+            sidecar.write_bytes(data)
+            read_sidecar(photo)
+            existing_caption(photo)
+            existing_keywords(photo)
+
+        return [seed], run, (SaveError,)
     raise SystemExit(f"unknown target {name!r}")
 
 
@@ -234,7 +265,7 @@ def make_target(name: str, work: Path, seed_files: Path):
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("target", choices=("images", "metadata", "vocabulary", "pickle", "bundle"))
+    parser.add_argument("target", choices=("images", "metadata", "vocabulary", "pickle", "bundle", "raw", "xmp"))
     parser.add_argument("cases", type=int)
     parser.add_argument("seed", type=int)
     parser.add_argument("work", type=Path)
