@@ -190,3 +190,22 @@ def test_seed_model_says_it_has_no_spatial_attention_and_no_calibration(make_win
 def test_grid_of_reads_the_attention_width():
     assert grid_of(np.zeros((3, 49))) == (7, 7) and grid_of(np.zeros((3, 50))) == (7, 7)
     assert grid_of(np.zeros((3, 82))) == (9, 9) and grid_of(np.zeros((3, 30))) is None
+
+
+@pytest.mark.slow
+def test_pointing_at_a_word_shows_it_and_leaving_goes_back_to_the_clicked_one(captioned, qtbot):
+    from PySide6.QtCore import QEvent, QPointF
+    from PySide6.QtGui import QEnterEvent
+    from PySide6.QtWidgets import QApplication
+
+    window, _ = captioned
+    window.select_row(0)
+    qtbot.waitUntil(lambda: window.preview.has_image(), timeout=10_000)
+    buttons = window.insight.buttons
+    assert len(buttons) >= 3
+    buttons[0].click()
+    assert window.preview.overlay_word == buttons[0].text()
+    QApplication.sendEvent(buttons[2], QEnterEvent(QPointF(2, 2), QPointF(2, 2), QPointF(2, 2)))
+    assert window.insight.current_word() == 2 and window.preview.overlay_word == buttons[2].text()
+    QApplication.sendEvent(buttons[2], QEvent(QEvent.Type.Leave))
+    assert window.insight.current_word() == 0 and window.preview.overlay_word == buttons[0].text()
