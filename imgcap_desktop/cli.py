@@ -214,7 +214,7 @@ def cmd_caption(args) -> int:
         for result in [first] + [CaptionResult(p, first.caption, first.error) for p in copies.get(first.path, [])]:
             failures += not result.ok
             written = write_targets(result.path, result.caption.text, args.write, args.overwrite,
-                                    keywords=result.caption.keywords, xmp_naming=args.xmp_name,
+                                    keywords=_model_keywords(result), xmp_naming=args.xmp_name,
                                     caption_suffix=args.caption_ext) if result.ok and args.write else []
             if maps is not None and result.ok:
                 written.append(maps.write(result))
@@ -232,27 +232,31 @@ def cmd_caption(args) -> int:
     if writes:
         print("imgcap: " + ", ".join(f"{count} {what}" for what, count in sorted(writes.items()))
               + (" (kept: an existing caption, see --overwrite)" if writes.get("kept") else ""), file=sys.stderr)
-    if args.dataset:
-        failures += _write_dataset(args, dataset_records)
+    dataset_ok = _write_dataset(args, dataset_records) if args.dataset else True
     if failures:
         print(f"imgcap: {failures} of {len(found.images)} photo(s) failed", file=sys.stderr)
-    return EXIT_SOME_FAILED if failures or missing else EXIT_OK
+    return EXIT_SOME_FAILED if failures or missing or not dataset_ok else EXIT_OK
 
 
-def _write_dataset(args, records: list[dict]) -> int:
-    """``--dataset``: the training-set file; returns how many photos it could not list."""
+def _write_dataset(args, records: list[dict]) -> bool:
+    """``--dataset``: the training-set file; False when it, or a photo in it, could not be written."""
     from imgcap_desktop.core.dataset_layouts import DEFAULT_NAMES, common_folder, write_dataset
 
     out = args.dataset_out or (common_folder([r["image"] for r in records]) or Path.cwd()) / DEFAULT_NAMES[args.dataset]
+    if args.dataset_out is None and out.exists() and args.overwrite != "always":
+        # A metadata.jsonl someone made by hand is not replaced by one found by default.
+        print(f"imgcap: {out} already exists and was kept; give --dataset-out FILE or --overwrite always",
+              file=sys.stderr)
+        return False
     try:
         report = write_dataset(args.dataset, records, out)
     except (ImgcapError, OSError) as exc:
         print(f"imgcap: {exc}", file=sys.stderr)
-        return len(records)
+        return False
     for sentence in report.left_out:
         print(f"imgcap: {sentence}", file=sys.stderr)
     print(f"imgcap: {report.written} caption(s) in {out}", file=sys.stderr)
-    return len(report.left_out)
+    return not report.left_out
 
 
 def _caption_on_ray(args) -> int:
@@ -281,6 +285,16 @@ def _caption_on_ray(args) -> int:
           + (f", {summary.failed} of them failed photos" if summary.failed else "")
           + (f"; {summary.skipped} skipped as already done" if summary.skipped else ""), file=sys.stderr)
     return EXIT_SOME_FAILED if summary.failed or summary.missing else EXIT_OK
+
+
+def _model_keywords(result) -> tuple[str, ...] | None:
+    """The model's keywords to write, or None to keep what the photo (or its sidecar) has: the
+    model never replaces keywords a person gave, and no keywords delete none."""
+    from imgcap_desktop.core.writers import existing_keywords
+
+    if not result.caption.keywords or existing_keywords(result.path):
+        return None
+    return result.caption.keywords
 
 
 class _AttentionWriter:

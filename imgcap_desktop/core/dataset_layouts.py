@@ -33,6 +33,7 @@ DEFAULT_NAMES = {"hf": "metadata.jsonl", "coco": "captions.json"}
 class DatasetReport:
     written: int = 0
     left_out: list[str] = field(default_factory=list)   # one sentence per photo not written
+    left_out_paths: list[str] = field(default_factory=list)
 
 
 def _captioned(records: Iterable[dict]) -> list[dict]:
@@ -62,6 +63,7 @@ def write_hf_metadata(records: Iterable[dict], out: Path) -> DatasetReport:
         if name is None:
             report.left_out.append(f"{Path(record['image']).name}: not inside {root}, so metadata.jsonl there "
                                    f"cannot name it")
+            report.left_out_paths.append(record["image"])
             continue
         row = {"file_name": name, "text": record["caption"]}
         if record.get("keywords"):
@@ -76,6 +78,10 @@ def write_hf_metadata(records: Iterable[dict], out: Path) -> DatasetReport:
 
 def _size(path: Path) -> tuple[int, int] | None:
     from imgcap_desktop.core.images import image_size
+    from imgcap_desktop.core.raw_photos import is_raw
+
+    if is_raw(path):
+        return None  # a RAW file's TIFF header gives its thumbnail's size, not the photo's
 
     try:
         return image_size(path)

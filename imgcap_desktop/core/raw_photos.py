@@ -21,7 +21,7 @@ from __future__ import annotations
 import io
 import multiprocessing
 import threading
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import CancelledError, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -59,7 +59,7 @@ def is_raw(path: Path) -> bool:
 def _preview(raw, rawpy) -> Image.Image | None:
     try:
         thumb = raw.extract_thumb()
-    except (rawpy.LibRawNoThumbnailError, rawpy.LibRawUnsupportedThumbnailError):
+    except (rawpy.LibRawError, OSError, ValueError):  # no preview, or a broken one: develop instead
         return None
     if thumb.format == rawpy.ThumbFormat.JPEG:
         try:
@@ -120,11 +120,16 @@ def _in_worker(path: str, data: bytes, max_pixels: int | None):
         image = _develop(Path(path), data, max_pixels)
     except (NotAnImageError, CorruptImageError, ImageTooLargeError) as exc:
         return type(exc).__name__, exc.detail
+    except Exception as exc:  # noqa: BLE001 - whatever LibRaw raised, the app gets a typed error
+        return "CorruptImageError", f"LibRaw failed on it ({str(exc).strip() or type(exc).__name__})"
     array = np.ascontiguousarray(np.asarray(image, dtype=np.uint8))
     return array.shape, array.tobytes()
 
 
 _lock = threading.Lock()
+# One decode at a time (the image loader's threads and the captioning worker all call load): a
+# crash or a timeout is then blamed on the file that caused it, never on one queued behind it.
+_decode_lock = threading.Lock()
 _pool: ProcessPoolExecutor | None = None
 
 
@@ -141,24 +146,31 @@ def _discard(pool: ProcessPoolExecutor) -> None:
     with _lock:
         if _pool is pool:
             _pool = None
-    for process in list(getattr(pool, "_processes", {}).values()):
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
         process.kill()  # a hung LibRaw does not stop for a polite shutdown
-    pool.shutdown(wait=False, cancel_futures=True)
+    try:
+        pool.shutdown(wait=False, cancel_futures=True)
+    except Exception:  # noqa: BLE001 - the pool is being thrown away in any case
+        pass
 
 
 def load(path: Path, data: bytes, max_pixels: int | None) -> Image.Image:
     """An upright sRGB image of the RAW file whose bytes are ``data``; LibRaw runs in the worker."""
     if _rawpy() is None:
         raise NotAnImageError(path, "camera RAW files need rawpy (pip install rawpy)")
-    pool = _worker_pool()
-    try:
-        result = pool.submit(_in_worker, str(path), data, max_pixels).result(timeout=TIMEOUT_S)
-    except BrokenProcessPool as exc:
-        _discard(pool)
-        raise CorruptImageError(path, "LibRaw crashed reading it") from exc
-    except FutureTimeout as exc:
-        _discard(pool)
-        raise CorruptImageError(path, f"LibRaw took more than {TIMEOUT_S:.0f} s on it") from exc
+    with _decode_lock:
+        pool = _worker_pool()
+        try:
+            result = pool.submit(_in_worker, str(path), data, max_pixels).result(timeout=TIMEOUT_S)
+        except BrokenProcessPool as exc:
+            _discard(pool)
+            raise CorruptImageError(path, "LibRaw crashed reading it") from exc
+        except FutureTimeout as exc:
+            _discard(pool)
+            raise CorruptImageError(path, f"LibRaw took more than {TIMEOUT_S:.0f} s on it") from exc
+        except (RuntimeError, CancelledError, OSError) as exc:  # the worker could not be started or was lost
+            _discard(pool)
+            raise CorruptImageError(path, f"the RAW worker process failed ({exc})") from exc
     if isinstance(result[0], str):
         errors = {e.__name__: e for e in (NotAnImageError, CorruptImageError, ImageTooLargeError)}
         raise errors[result[0]](path, result[1])

@@ -44,11 +44,14 @@ CREATE TABLE IF NOT EXISTS photos (
     caption    TEXT,
     source     TEXT NOT NULL DEFAULT '',
     keywords   TEXT,
+    saved_keywords TEXT,
     updated    REAL NOT NULL
 );
 """
-# Version 1 files (before keywords) gain the column; NULL there means "the model's keywords".
-_MIGRATIONS = {1: "ALTER TABLE photos ADD COLUMN keywords TEXT"}
+# Version 1 files (before keywords) gain the columns; NULL there means "the model's keywords" and
+# "no keywords of a person's saved anywhere".
+_MIGRATIONS = {1: ("ALTER TABLE photos ADD COLUMN keywords TEXT",
+                   "ALTER TABLE photos ADD COLUMN saved_keywords TEXT")}
 
 
 class StoreError(ImgcapError):
@@ -80,6 +83,7 @@ class StoredPhoto:
     caption: Caption | None = None
     source: str = ""
     keywords: tuple[str, ...] | None = None  # a person's keywords; None: the model's (in caption)
+    saved_keywords: tuple[str, ...] | None = None  # the keywords last written somewhere
 
     @property
     def unsaved(self) -> bool:
@@ -158,7 +162,8 @@ class SessionStore:
         if version in _MIGRATIONS:
             with self._transaction():
                 for step in range(version, SCHEMA_VERSION):
-                    self._db.execute(_MIGRATIONS[step])
+                    for statement in _MIGRATIONS[step]:
+                        self._db.execute(statement)
                 self._db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
         elif version != SCHEMA_VERSION:
             raise sqlite3.DatabaseError(f"schema version {row[0]}, this app reads {SCHEMA_VERSION}")
@@ -169,11 +174,11 @@ class SessionStore:
     # --- reading -------------------------------------------------------------
 
     def photos(self) -> list[StoredPhoto]:
-        rows = self._db.execute("SELECT path, status, text, saved_text, edited, error, caption, source, keywords "
-                                "FROM photos ORDER BY position").fetchall()
+        rows = self._db.execute("SELECT path, status, text, saved_text, edited, error, caption, source, keywords, "
+                                "saved_keywords FROM photos ORDER BY position").fetchall()
         return [StoredPhoto(path, status, text, saved_text, bool(edited), error, caption_from_json(caption), source,
-                            keywords_from_json(keywords))
-                for path, status, text, saved_text, edited, error, caption, source, keywords in rows]
+                            keywords_from_json(keywords), keywords_from_json(saved_keywords))
+                for path, status, text, saved_text, edited, error, caption, source, keywords, saved_keywords in rows]
 
     def __len__(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM photos").fetchone()[0]
@@ -190,10 +195,10 @@ class SessionStore:
             for offset, photo in enumerate(photos):
                 self._db.execute(
                     "INSERT OR REPLACE INTO photos (path, position, status, text, saved_text, edited, error, caption, "
-                    "source, keywords, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "source, keywords, saved_keywords, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (photo.path, start + offset, photo.status, photo.text, photo.saved_text, int(photo.edited),
                      photo.error, caption_to_json(photo.caption), photo.source, keywords_to_json(photo.keywords),
-                     time.time()))
+                     keywords_to_json(photo.saved_keywords), time.time()))
 
     def update(self, path: str, **fields: Any) -> None:
         """Change some of a photo's fields: status, text, saved_text, edited, error, caption, keywords."""
@@ -205,9 +210,11 @@ class SessionStore:
             fields["caption"] = caption_to_json(fields["caption"])
         if "edited" in fields:
             fields["edited"] = int(fields["edited"])
-        if "keywords" in fields:
-            fields["keywords"] = keywords_to_json(fields["keywords"])
-        unknown = set(fields) - {"status", "text", "saved_text", "edited", "error", "caption", "source", "keywords"}
+        for name in ("keywords", "saved_keywords"):
+            if name in fields:
+                fields[name] = keywords_to_json(fields[name])
+        unknown = set(fields) - {"status", "text", "saved_text", "edited", "error", "caption", "source", "keywords",
+                                 "saved_keywords"}
         if unknown:
             raise ValueError(f"not a photo field: {sorted(unknown)}")
         assignments = ", ".join(f"{name} = ?" for name in fields)

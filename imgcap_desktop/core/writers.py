@@ -56,9 +56,9 @@ def write_targets(image: Path, caption: str, targets: tuple[str, ...], overwrite
         elif target == "xmp":
             from imgcap_desktop.core import xmp_sidecar
 
-            where = xmp_sidecar.find_sidecar(image) or xmp_sidecar.sidecar_for(image, xmp_naming)
+            where = xmp_sidecar.target_for(image, xmp_naming)
             try:
-                if overwrite == "never" and xmp_sidecar.sidecar_description(image):
+                if overwrite == "never" and xmp_sidecar.sidecar_description(image, where):
                     done.append(_entry(target, where, "kept"))
                     continue
                 done.append(_entry(target, xmp_sidecar.write_sidecar(image, caption, keywords, naming=xmp_naming),

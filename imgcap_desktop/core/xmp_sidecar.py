@@ -48,12 +48,18 @@ def sidecar_for(image: Path, naming: str = "full") -> Path:
 
 
 def find_sidecar(image: Path) -> Path | None:
-    """The sidecar other tools left for ``image``, if any (``photo.CR2.xmp`` before ``photo.xmp``)."""
+    """The sidecar other tools left for ``image``, if any (``photo.CR2.xmp`` before ``photo.xmp``).
+    ``photo.xmp`` is not this photo's when another photo shares the stem (``IMG_1.CR2`` beside
+    ``IMG_1.JPG``: Lightroom's ``IMG_1.xmp`` belongs to the raw file), so it is then not looked at."""
     image = Path(image)
-    for candidate in (full_name(image), base_name(image)):
-        if candidate.is_file():
-            return candidate
-    return None
+    candidates = [full_name(image)] + ([] if _shares_stem(image) else [base_name(image)])
+    return next((c for c in candidates if c.is_file()), None)
+
+
+def target_for(image: Path, naming: str = "full") -> Path:
+    """The file :func:`write_sidecar` updates: this photo's existing sidecar, else a new one under
+    ``naming``. Conflict checks read this same file."""
+    return find_sidecar(image) or sidecar_for(image, naming)
 
 
 def _read(path: Path) -> bytes:
@@ -84,10 +90,8 @@ def write_sidecar(image: Path, caption: str, keywords: Sequence[str] | None = No
     An existing sidecar under the chosen name, or under the other name when only that one exists,
     is updated in place; a sidecar that is not XMP is refused rather than overwritten."""
     image = Path(image)
-    target = sidecar_for(image, naming)
-    existing = target if target.is_file() else find_sidecar(image)
-    if existing is not None:
-        target = existing
+    target = target_for(image, naming)
+    existing = target if target.is_file() else None
     old = _read(target) if existing is not None else None
     if old is not None and old.strip() and _parse_xmp(old) is None:
         raise SaveError(target, f"{target.name} is not an XMP file this app can update; it was left as it is.")
@@ -103,10 +107,17 @@ def write_sidecar(image: Path, caption: str, keywords: Sequence[str] | None = No
     return target
 
 
-def sidecar_description(image: Path) -> tuple[str, str] | None:
-    """(caption, the sidecar's name) when ``image`` has a sidecar with a description."""
+def sidecar_description(image: Path, path: Path | None = None) -> tuple[str, str] | None:
+    """(caption, the sidecar's name) when ``image``'s sidecar (or the file ``path``) has a description."""
     try:
-        text, _, path = read_sidecar(image)
+        if path is None:
+            text, _, path = read_sidecar(image)
+        elif path.is_file():
+            data = _read(path)
+            description, alt_text = _xmp_get(data)
+            text = description or alt_text
+        else:
+            return None
     except (SaveError, OSError, ValueError):
         return None
     if text and text.strip() and path is not None:

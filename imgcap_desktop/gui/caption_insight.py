@@ -158,8 +158,11 @@ class CaptionInsight(QWidget):
 
     def show_row(self, row: QueueRow | None, model_info: dict, check_below: float) -> None:
         self._show_confidence(row, model_info, check_below)
+        before = self._shown_keywords
         self._shown_keywords = row.current_keywords if row is not None else ()
-        if not self.keywords.hasFocus() or row is None:
+        # What is being typed stays; a field nobody has typed in shows the row's keywords.
+        untouched = keyword_text.parse(self.keywords.text()) == before
+        if not self.keywords.hasFocus() or row is None or untouched:
             self.keywords.setText(keyword_text.join(self._shown_keywords))
         self.keywords.setEnabled(row is not None and bool(row.text.strip()))
         caption = getattr(row, "caption", None)

@@ -42,10 +42,14 @@ class QueueRow:
     saved_text: str = ""    # the text last written somewhere (sidecar, the photo, an export)
     source: str = ""        # where a FOUND caption came from: "NAME.txt" or "the photo"
     keywords: tuple[str, ...] | None = None  # a person's keywords; None: the model's
+    saved_keywords: tuple[str, ...] | None = None  # the keywords last written somewhere that keeps them
 
     @property
     def unsaved(self) -> bool:
-        return bool(self.text.strip()) and self.text != self.saved_text
+        """A caption not written anywhere yet, or a person's keywords that were not."""
+        if not self.text.strip():
+            return False
+        return self.text != self.saved_text or (self.keywords is not None and self.keywords != self.saved_keywords)
 
     @property
     def confidence(self) -> float | None:
@@ -59,6 +63,13 @@ class QueueRow:
         if self.keywords is not None:
             return self.keywords
         return tuple(getattr(self.caption, "keywords", ()) or ())
+
+    def keywords_to_write(self) -> tuple[str, ...] | None:
+        """What to store as the photo's keywords: a person's (or those found with the photo), even
+        none; the model's when there are some; None (keep what the file has) otherwise."""
+        if self.keywords is not None:
+            return self.keywords
+        return tuple(getattr(self.caption, "keywords", ()) or ()) or None
 
     def needs_check(self, below: float) -> bool:
         value = self.confidence

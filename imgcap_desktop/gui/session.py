@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+import os
 from pathlib import Path
 from typing import Callable
 
@@ -202,7 +203,8 @@ class CaptionSession(QObject):
             status = WAITING if photo.status == CAPTIONING else photo.status
             rows.append(QueueRow(Path(photo.path), status=status, text=photo.text, caption=photo.caption,
                                  error=photo.error, edited=photo.edited, saved_text=photo.saved_text,
-                                 source=photo.source, keywords=photo.keywords))
+                                 source=photo.source, keywords=photo.keywords,
+                                 saved_keywords=photo.saved_keywords))
         added = self.queue.add_rows(rows)
         self._look_up([self.queue.row(n) for n in added if self.queue.row(n).status == CHECKING])
         self.state_changed.emit()
@@ -241,9 +243,12 @@ class CaptionSession(QObject):
         if number >= 0 and self.queue.row(number).status == CHECKING:
             row = self.queue.row(number)
             if keywords:
-                # Someone's keywords (a sidecar's or the photo's own) win over the model's, like a caption.
+                # Someone's keywords (a sidecar's or the photo's own) win over the model's, like a
+                # caption, and are already saved where they were found.
+                row.saved_keywords = tuple(keywords)
                 self.queue.set_keywords(number, tuple(keywords))
-                self._persist(lambda store: store.update(path, keywords=tuple(keywords)))
+                self._persist(lambda store: store.update(path, keywords=tuple(keywords),
+                                                         saved_keywords=tuple(keywords)))
             if text:
                 # Already saved where it was found: not an unsaved caption.
                 row.saved_text, row.source = text, source
@@ -442,10 +447,14 @@ class CaptionSession(QObject):
 
     # ------------------------------------------------------------------ saving
 
-    def mark_saved(self, rows: list[QueueRow]) -> None:
+    def mark_saved(self, rows: list[QueueRow], *, keywords: bool = True) -> None:
+        """``rows`` were written somewhere; ``keywords``: somewhere that keeps keywords too."""
         for row in rows:
             row.saved_text = row.text
-        self._persist(lambda store: [store.update(str(r.path), saved_text=r.saved_text) for r in rows])
+            if keywords:
+                row.saved_keywords = row.keywords
+        self._persist(lambda store: [store.update(str(r.path), saved_text=r.saved_text,
+                                                  saved_keywords=r.saved_keywords) for r in rows])
         self.state_changed.emit()
 
     def save_sidecars(self, rows: list[QueueRow], *, policy: str, ask: AskOverwrite, kind: str = "txt",
@@ -468,10 +477,11 @@ class CaptionSession(QObject):
             return None
 
         def xmp(row, overwrite):
-            found = xmp_sidecar.sidecar_description(row.path)
+            target = xmp_sidecar.target_for(row.path, xmp_naming)
+            found = xmp_sidecar.sidecar_description(row.path, target)
             if found and not overwrite and found[0] != one_line(row.text):
-                return xmp_sidecar.find_sidecar(row.path)
-            xmp_sidecar.write_sidecar(row.path, one_line(row.text), row.current_keywords, naming=xmp_naming)
+                return target
+            xmp_sidecar.write_sidecar(row.path, one_line(row.text), row.keywords_to_write(), naming=xmp_naming)
             return None
 
         writers = {"txt": [txt], "xmp": [xmp], "txt+xmp": [txt, xmp]}[kind]
@@ -481,14 +491,14 @@ class CaptionSession(QObject):
         saved: list[QueueRow] = []
         for row in rows:
             done = True
+            skipped = False
             for write in writers:
                 try:
                     conflict = write(row, False)
                     if conflict is None:
                         continue
                     if policy == "skip" or for_all == NO_ALL:
-                        report.skipped += 1
-                        done = False
+                        skipped, done = True, False
                         continue
                     overwrite = policy == "overwrite" or for_all == YES_ALL
                     if not overwrite:
@@ -497,18 +507,18 @@ class CaptionSession(QObject):
                             for_all = answer
                         overwrite = answer in (YES, YES_ALL)
                     if not overwrite:
-                        report.skipped += 1
-                        done = False
+                        skipped, done = True, False
                         continue
                     write(row, True)
                 except (ImgcapError, OSError, ValueError) as exc:
                     report.errors.append(str(exc))
                     done = False
+            report.skipped += skipped
             if done:
                 saved.append(row)
         report.saved = len(saved)
         report.attempted = len(rows)
-        self.mark_saved(saved)
+        self.mark_saved(saved, keywords="xmp" in kind)
         return report
 
     def write_descriptions(self, rows: list[QueueRow], step: Callable[[int], bool] | None = None) -> SaveReport:
@@ -523,7 +533,7 @@ class CaptionSession(QObject):
             if step is not None and not step(report.attempted):
                 break
             try:
-                write_description(row.path, one_line(row.text), row.current_keywords)
+                write_description(row.path, one_line(row.text), row.keywords_to_write())
                 written.append(row)
             except (ImgcapError, OSError, ValueError) as exc:
                 report.errors.append(str(exc))
@@ -555,8 +565,8 @@ class CaptionSession(QObject):
 
         rows = [r for r in self.queue.captioned()]
         report = write_dataset(layout, [record_of(r) for r in rows], target)
-        left = {Path(s.split(":", 1)[0]).name for s in report.left_out}
-        self.mark_saved([r for r in rows if r.name not in left])
+        left = {os.path.abspath(p) for p in report.left_out_paths}
+        self.mark_saved([r for r in rows if os.path.abspath(r.path) not in left], keywords=layout == "hf")
         return report
 
     # ------------------------------------------------------------------ the end
@@ -674,7 +684,7 @@ class _RemoveRows(QUndoCommand):
             queue.insert_row(number, row)
         self.session._persist(lambda store: (
             store.add(StoredPhoto(str(r.path), r.status, r.text, r.saved_text, r.edited, r.error, r.caption, r.source,
-                                  r.keywords)
+                                  r.keywords, r.saved_keywords)
                       for _, r in self.removed),
             store.renumber(str(r.path) for r in queue.rows)))
         self.session.state_changed.emit()

@@ -84,3 +84,18 @@ def test_cli_writes_a_dataset_and_xmp_sidecars(photos, tmp_path, capsys, seed_as
     data = json.loads((tmp_path / "set" / "captions.json").read_text())
     assert [a["caption"] for a in data["annotations"]] == [r["caption"] for r in records]
     assert not out.exists()
+
+
+def test_cli_keeps_a_metadata_jsonl_that_is_there(photos, tmp_path, capsys, seed_assets, seed_cache_home, monkeypatch):
+    from imgcap_desktop import cli
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(seed_cache_home))
+    mine = tmp_path / "set" / "metadata.jsonl"
+    mine.write_text('{"file_name": "a.jpg", "text": "written by hand"}\n')
+    args = ["caption", str(photos[0]), "--model", str(seed_assets["folder"]), "--encoder-weights",
+            str(seed_assets["densenet"]), "--no-progress", "--dataset", "hf"]
+    assert cli.main(args) == 1
+    assert "already exists and was kept" in capsys.readouterr().err
+    assert "written by hand" in mine.read_text()
+    assert cli.main(args + ["--overwrite", "always"]) == 0
+    assert "written by hand" not in mine.read_text()

@@ -99,3 +99,21 @@ def test_a_file_that_crashes_libraw_fails_alone_and_the_next_one_reads(tmp_path)
         with pytest.raises(ImageLoadError, match="LibRaw crashed"):
             load_rgb(CRASH)
     assert load_rgb(write_dng(tmp_path / "after.dng")).size == (192, 128)
+
+
+def test_decodes_from_several_threads_blame_only_the_crashing_file(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    good = [write_dng(tmp_path / f"g{i}.dng") for i in range(4)]
+    paths = [good[0], CRASH, good[1], good[2], CRASH, good[3]]
+
+    def read(path):
+        try:
+            return load_rgb(path).size
+        except ImageLoadError as exc:
+            return str(exc)
+
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(read, paths))
+    assert [r for p, r in zip(paths, results) if p != CRASH] == [(192, 128)] * 4
+    assert all("LibRaw crashed" in r for p, r in zip(paths, results) if p == CRASH)

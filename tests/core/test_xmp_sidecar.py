@@ -109,3 +109,34 @@ def test_write_targets_xmp_keeps_or_replaces_and_says_where(photo):
     assert kept[0]["result"] == "kept" and xmp_sidecar.read_sidecar(photo)[:2] == ("one", ("a",))
     replaced = write_targets(photo, "two", ("xmp",), "always", keywords=("b",))
     assert replaced[0]["result"] == "written" and xmp_sidecar.read_sidecar(photo)[:2] == ("two", ("b",))
+
+
+def test_a_raw_files_lightroom_sidecar_is_not_taken_for_the_jpeg_beside_it(tmp_path):
+    raw = tmp_path / "IMG_1.CR2"
+    raw.write_bytes(b"raw bytes stand-in")
+    jpeg = tmp_path / "IMG_1.JPG"
+    Image.new("RGB", (8, 8)).save(jpeg, "JPEG")
+    lightroom = tmp_path / "IMG_1.xmp"
+    lightroom.write_text(DARKTABLE, encoding="utf-8")
+    before = lightroom.read_bytes()
+    assert xmp_sidecar.find_sidecar(jpeg) is None
+    written = write_targets(jpeg, "the jpeg's caption", ("xmp",), "never", xmp_naming="base")
+    assert written[0]["path"].endswith("IMG_1.JPG.xmp") and lightroom.read_bytes() == before
+    assert existing_caption(jpeg) == ("the jpeg's caption", "IMG_1.JPG.xmp")
+
+
+def test_no_keywords_to_write_keep_the_ones_there(photo):
+    xmp_sidecar.write_sidecar(photo, "", ("Paris", "family"))
+    assert write_targets(photo, "a caption", ("xmp",), "always", keywords=None)[0]["result"] == "written"
+    assert xmp_sidecar.read_sidecar(photo)[:2] == ("a caption", ("Paris", "family"))
+
+
+def test_the_cli_never_replaces_keywords_a_person_gave(photo, capsys, seed_assets, seed_cache_home, monkeypatch):
+    from imgcap_desktop import cli
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(seed_cache_home))
+    xmp_sidecar.write_sidecar(photo, "", ("Paris",))
+    assert cli.main(["caption", str(photo), "--model", str(seed_assets["folder"]), "--encoder-weights",
+                     str(seed_assets["densenet"]), "--write", "xmp", "--no-progress", "--format", "jsonl"]) == 0
+    text, words, _ = xmp_sidecar.read_sidecar(photo)
+    assert text and words == ("Paris",)

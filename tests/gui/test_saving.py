@@ -329,3 +329,17 @@ def test_captions_and_keywords_already_written_are_shown_and_kept(make_window, t
     assert second.status == DONE and second.current_keywords == ("holiday",)
     window.select_row(0)
     assert window.insight.keywords.text() == "dog, beach"
+
+
+def test_keywords_a_person_changed_are_unsaved_until_written_where_keywords_go(captioned):
+    window, paths = captioned
+    window.settings.set("sidecar_overwrite", "overwrite")
+    window.save_all_sidecars()  # NAME.txt: captions only
+    assert not window.queue.unsaved()
+    window.session.set_keywords(0, ("beach",))
+    assert [r.name for r in window.queue.unsaved()] == ["one.jpg"]
+    window.save_all_sidecars()
+    assert window.queue.unsaved()  # a caption file does not keep keywords
+    window.settings.set("sidecar_kind", "xmp")
+    window.save_all_sidecars()
+    assert not window.queue.unsaved()
