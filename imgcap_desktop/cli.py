@@ -214,7 +214,7 @@ def cmd_caption(args) -> int:
         for result in [first] + [CaptionResult(p, first.caption, first.error) for p in copies.get(first.path, [])]:
             failures += not result.ok
             written = write_targets(result.path, result.caption.text, args.write, args.overwrite,
-                                    keywords=_model_keywords(result), xmp_naming=args.xmp_name,
+                                    keywords=_model_keywords(result, args.write), xmp_naming=args.xmp_name,
                                     caption_suffix=args.caption_ext) if result.ok and args.write else []
             if maps is not None and result.ok:
                 written.append(maps.write(result))
@@ -287,11 +287,13 @@ def _caption_on_ray(args) -> int:
     return EXIT_SOME_FAILED if summary.failed or summary.missing else EXIT_OK
 
 
-def _model_keywords(result) -> tuple[str, ...] | None:
+def _model_keywords(result, targets) -> tuple[str, ...] | None:
     """The model's keywords to write, or None to keep what the photo (or its sidecar) has: the
     model never replaces keywords a person gave, and no keywords delete none."""
     from imgcap_desktop.core.writers import existing_keywords
 
+    if not {"xmp", "metadata"} & set(targets):
+        return None  # a caption file keeps no keywords: nothing to look up
     if not result.caption.keywords or existing_keywords(result.path):
         return None
     return result.caption.keywords

@@ -43,6 +43,16 @@ class WordMap:
         return int(r), int(c)
 
 
+def grid_of(attention: np.ndarray) -> tuple[int, int] | None:
+    """The square grid an attention row covers: 49 or 50 (a semantic slot) weights -> (7, 7)."""
+    width = int(np.asarray(attention).shape[1])
+    for cells in (width, width - 1):
+        side = int(round(cells ** 0.5))
+        if cells > 1 and side * side == cells:
+            return side, side
+    return None
+
+
 def word_maps(words: Sequence[str], attention: np.ndarray, grid: tuple[int, int]) -> list[WordMap]:
     """One map per word; ``attention`` is (steps, cells[+1]), the last step being the end token."""
     rows, cols = grid

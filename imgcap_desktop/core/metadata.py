@@ -37,7 +37,7 @@ from xml.parsers.expat import ExpatError
 from imgcap_desktop.core.errors import MetadataFormatError, SaveError
 from imgcap_desktop.core.export import atomic_writer, check_writable, save_error
 
-__all__ = ["read_description", "read_keywords", "write_description", "SUPPORTED_FORMATS"]
+__all__ = ["read_description", "read_keywords", "read_metadata", "write_description", "SUPPORTED_FORMATS"]
 
 SUPPORTED_FORMATS = ("JPEG", "PNG", "WebP")
 
@@ -670,13 +670,9 @@ def write_description(path: Path, text: str, keywords: Sequence[str] | None = No
         fh.write(new)
 
 
-def read_description(path: Path) -> dict[str, str | None]:
-    """What the file says now: ``{"exif": ..., "xmp": ..., "iptc": ...}``.
-
-    ``xmp`` is ``dc:description``, ``iptc`` is ``Iptc4xmpCore:AltTextAccessibility``.
-    Lenient: a field that is absent or unreadable (or a format without such
-    metadata) reads as ``None``; only a file that cannot be opened raises.
-    """
+def read_metadata(path: Path) -> tuple[dict[str, str | None], tuple[str, ...]]:
+    """What the file says now, read once: its descriptions (as :func:`read_description` gives
+    them) and its XMP ``dc:subject`` keywords. Lenient the same way."""
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -685,30 +681,30 @@ def read_description(path: Path) -> dict[str, str | None]:
     result: dict[str, str | None] = {"exif": None, "xmp": None, "iptc": None}
     kind = _sniff(data)
     if kind is None:
-        return result
+        return result, ()
     try:
         exif, xmp = _READERS[kind](data)
     except (_Corrupt, struct.error, IndexError):
-        return result
+        return result, ()
     if exif:
         try:
             result["exif"] = _tiff_get_description(exif)
         except (_Corrupt, struct.error):
             pass
     result["xmp"], result["iptc"] = _xmp_get(xmp)
-    return result
+    return result, _xmp_keywords(xmp)
+
+
+def read_description(path: Path) -> dict[str, str | None]:
+    """What the file says now: ``{"exif": ..., "xmp": ..., "iptc": ...}``.
+
+    ``xmp`` is ``dc:description``, ``iptc`` is ``Iptc4xmpCore:AltTextAccessibility``.
+    Lenient: a field that is absent or unreadable (or a format without such
+    metadata) reads as ``None``; only a file that cannot be opened raises.
+    """
+    return read_metadata(path)[0]
 
 
 def read_keywords(path: Path) -> tuple[str, ...]:
     """The photo's XMP ``dc:subject`` keywords; empty when there are none or they cannot be read."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise SaveError(Path(path), f"Cannot read {Path(path).name}: {exc.strerror or exc}.") from exc
-    kind = _sniff(data)
-    if kind is None:
-        return ()
-    try:
-        return _xmp_keywords(_READERS[kind](data)[1])
-    except (_Corrupt, struct.error, IndexError):
-        return ()
+    return read_metadata(path)[1]

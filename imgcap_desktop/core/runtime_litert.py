@@ -200,16 +200,26 @@ class LiteRTStepModel(StepModel):
         self._step = Graph(step_path, threads=threads)
         self.vocab_size = int(vocab_size)
         self.max_length = int(max_length)
+        self._last_concepts: tuple[np.ndarray, np.ndarray] | None = None
 
     def begin(self, features):
-        out = self._begin(features=np.ascontiguousarray(features, dtype=np.float32))
+        features = np.ascontiguousarray(features, dtype=np.float32)
+        out = self._begin(features=features)
+        if "concepts" in out:
+            # The captioner asks concepts() for this same batch right after decoding it: keep the
+            # head's output instead of running begin a second time (0.66 ms per photo).
+            self._last_concepts = (features, out["concepts"])
         return (out["annotations"], out["keys"]), (out["h"], out["c"])
 
     def concepts(self, features):
         # Exports of semantic-slot decoders give the ImageNet head as one more output of begin.
         if "concepts" not in self._begin.outputs:
             return None
-        return self._begin(features=np.ascontiguousarray(features, dtype=np.float32))["concepts"]
+        features = np.ascontiguousarray(features, dtype=np.float32)
+        last = self._last_concepts
+        if last is not None and last[0] is features:
+            return last[1]
+        return self._begin(features=features)["concepts"]
 
     def step(self, context, state, tokens):
         annotations, keys = context

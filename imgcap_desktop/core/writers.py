@@ -58,7 +58,7 @@ def write_targets(image: Path, caption: str, targets: tuple[str, ...], overwrite
 
             where = xmp_sidecar.target_for(image, xmp_naming)
             try:
-                if overwrite == "never" and xmp_sidecar.sidecar_description(image, where):
+                if overwrite == "never" and xmp_sidecar.sidecar_description(where):
                     done.append(_entry(target, where, "kept"))
                     continue
                 done.append(_entry(target, xmp_sidecar.write_sidecar(image, caption, keywords, naming=xmp_naming),
@@ -83,47 +83,50 @@ def _entry(target: str, path: Path, result: str, error: str | None = None) -> di
     return {"target": target, "path": str(path), "result": result, "error": error}
 
 
-def existing_caption(image: Path) -> tuple[str, str] | None:
-    """A caption someone already wrote for ``image``, and where: ``(text, "NAME.txt")`` from the
-    sidecar the app and `--write txt` use, else ``(text, "NAME.jpg.xmp")`` from an XMP sidecar
-    (darktable, digiKam, Lightroom), else ``(text, "the photo")`` from its EXIF/XMP/IPTC
-    description. None when there is none, or it cannot be read (the photo itself may still open)."""
-    from imgcap_desktop.core.export import CAPTION_SUFFIXES, read_sidecar, sidecar_path
-    from imgcap_desktop.core.metadata import read_description
-    from imgcap_desktop.core.xmp_sidecar import sidecar_description
+def already_written(image: Path) -> tuple[tuple[str, str] | None, tuple[str, ...]]:
+    """What someone already wrote for ``image``, each file read at most once.
 
-    for suffix in CAPTION_SUFFIXES:  # NAME.txt, then kohya's NAME.caption
+    The caption and where it is: ``(text, "NAME.txt")`` from the sidecar the app and `--write txt`
+    use (or kohya's ``NAME.caption``), else ``(text, "NAME.jpg.xmp")`` from an XMP sidecar
+    (darktable, digiKam, Lightroom), else ``(text, "the photo")`` from its EXIF/XMP/IPTC
+    description; None when there is none. The keywords: the XMP sidecar's, else the photo's own
+    ``dc:subject``. Whatever cannot be read counts as absent (the photo itself may still open)."""
+    from imgcap_desktop.core.export import CAPTION_SUFFIXES, read_sidecar, sidecar_path
+    from imgcap_desktop.core.metadata import read_metadata
+    from imgcap_desktop.core.xmp_sidecar import read_sidecar as read_xmp_sidecar
+
+    caption: tuple[str, str] | None = None
+    for suffix in CAPTION_SUFFIXES:
         try:
             text = read_sidecar(image, suffix)
         except (ImgcapError, OSError, ValueError):
             text = None
         if text and text.strip():
-            return text.strip(), sidecar_path(image, suffix).name
-    found_xmp = sidecar_description(image)
-    if found_xmp:
-        return found_xmp
+            caption = text.strip(), sidecar_path(image, suffix).name
+            break
     try:
-        found = read_description(image)
+        text, keywords, path = read_xmp_sidecar(image)
     except (ImgcapError, OSError, ValueError):
-        return None
-    for key in ("xmp", "exif", "iptc"):
-        value = found.get(key)
-        if value and value.strip():
-            return value.strip(), "the photo"
-    return None
+        text, keywords, path = None, (), None
+    if caption is None and text and text.strip() and path is not None:
+        caption = text.strip(), path.name
+    if caption is None or not keywords:
+        try:
+            found, own_keywords = read_metadata(image)
+        except (ImgcapError, OSError, ValueError):
+            found, own_keywords = {}, ()
+        keywords = keywords or own_keywords
+        if caption is None:
+            value = next((found[k] for k in ("xmp", "exif", "iptc") if found.get(k) and found[k].strip()), None)
+            caption = (value.strip(), "the photo") if value else None
+    return caption, tuple(keywords)
+
+
+def existing_caption(image: Path) -> tuple[str, str] | None:
+    """The caption part of :func:`already_written`."""
+    return already_written(image)[0]
 
 
 def existing_keywords(image: Path) -> tuple[str, ...]:
-    """Keywords someone already gave ``image``: its XMP sidecar's, else its own XMP ``dc:subject``;
-    empty when there are none or they cannot be read."""
-    from imgcap_desktop.core.metadata import read_keywords
-    from imgcap_desktop.core.xmp_sidecar import read_sidecar as read_xmp_sidecar
-
-    for read in (lambda: read_xmp_sidecar(image)[1], lambda: read_keywords(image)):
-        try:
-            words = read()
-        except (ImgcapError, OSError, ValueError):
-            continue
-        if words:
-            return tuple(words)
-    return ()
+    """The keywords part of :func:`already_written`."""
+    return already_written(image)[1]

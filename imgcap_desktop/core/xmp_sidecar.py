@@ -107,19 +107,13 @@ def write_sidecar(image: Path, caption: str, keywords: Sequence[str] | None = No
     return target
 
 
-def sidecar_description(image: Path, path: Path | None = None) -> tuple[str, str] | None:
-    """(caption, the sidecar's name) when ``image``'s sidecar (or the file ``path``) has a description."""
+def sidecar_description(path: Path) -> tuple[str, str] | None:
+    """(caption, the file's name) when the sidecar ``path`` holds a description."""
     try:
-        if path is None:
-            text, _, path = read_sidecar(image)
-        elif path.is_file():
-            data = _read(path)
-            description, alt_text = _xmp_get(data)
-            text = description or alt_text
-        else:
+        if not path.is_file():
             return None
+        description, alt_text = _xmp_get(_read(path))
     except (SaveError, OSError, ValueError):
         return None
-    if text and text.strip() and path is not None:
-        return text.strip(), os.fspath(path.name)
-    return None
+    text = description or alt_text
+    return (text.strip(), os.fspath(path.name)) if text and text.strip() else None

@@ -18,23 +18,14 @@ from PySide6.QtWidgets import (
 )
 
 from imgcap_desktop.core import keywords as keyword_text
-from imgcap_desktop.core.attention_maps import WordMap, strip, word_maps
+from imgcap_desktop.core.attention_maps import WordMap, grid_of, strip, word_maps
 
+from .image_loader import pil_to_qimage
 from .queue_model import QueueRow
 
 NO_ATTENTION = ("This model has no spatial attention: it reads the whole photo as one vector, "
                 "so it cannot show where it looked for each word.")
 NO_CALIBRATION = "This model has no calibration, so it gives no confidence for its captions."
-
-
-def grid_of(attention: np.ndarray) -> tuple[int, int] | None:
-    """The square grid an attention row covers: 49 or 50 (a semantic slot) weights -> (7, 7)."""
-    width = int(attention.shape[1])
-    for cells in (width, width - 1):
-        side = int(round(cells ** 0.5))
-        if cells > 1 and side * side == cells:
-            return side, side
-    return None
 
 
 def maps_of(row: QueueRow | None) -> list[WordMap]:
@@ -56,12 +47,6 @@ def qimage_to_pil(image: QImage):
     width, height, stride = rgb.width(), rgb.height(), rgb.bytesPerLine()
     data = np.frombuffer(rgb.constBits(), dtype=np.uint8, count=stride * height).reshape(height, stride)
     return Image.fromarray(np.ascontiguousarray(data[:, : 3 * width]).reshape(height, width, 3), "RGB")
-
-
-def pil_to_qimage(image) -> QImage:
-    array = np.ascontiguousarray(np.asarray(image.convert("RGB")))
-    h, w = array.shape[:2]
-    return QImage(array.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
 
 
 class _HoverFilter(QObject):
@@ -268,12 +253,20 @@ class StripView(QScrollArea):
         self.label = QLabel()
         self.label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.setWidget(self.label)
+        self._shown: tuple | None = None
 
     def show_maps(self, photo: QImage | None, maps: list[WordMap]) -> None:
         if photo is None or photo.isNull() or not maps:
+            self._shown = None
             self.label.setText("Select a captioned photo to see every word's map.")
             self.label.adjustSize()
             return
+        # Each status change of the shown photo refreshes the panel: draw the sheet only when
+        # the photo, its words or the room for them changed.
+        key = (photo.cacheKey(), self.viewport().size().toTuple())
+        if self._shown is not None and self._shown[0] == key and self._shown[1] is maps:
+            return
+        self._shown = (key, maps)  # the list itself, not its id: a new caption's list is a new object
         # The largest tiles with which every word is in view at once (scrolling only if none fit).
         width, height = self.viewport().width() - 16, self.viewport().height() - 8
         aspect = min(photo.height(), photo.width()) / max(photo.height(), photo.width())

@@ -478,7 +478,7 @@ class CaptionSession(QObject):
 
         def xmp(row, overwrite):
             target = xmp_sidecar.target_for(row.path, xmp_naming)
-            found = xmp_sidecar.sidecar_description(row.path, target)
+            found = xmp_sidecar.sidecar_description(target)
             if found and not overwrite and found[0] != one_line(row.text):
                 return target
             xmp_sidecar.write_sidecar(row.path, one_line(row.text), row.keywords_to_write(), naming=xmp_naming)
@@ -598,12 +598,11 @@ class _LookupTask(QRunnable):
         self.paths = paths
 
     def run(self) -> None:
-        from imgcap_desktop.core.writers import existing_caption, existing_keywords
+        from imgcap_desktop.core.writers import already_written
 
         for path in self.paths:
             try:
-                found = existing_caption(Path(path))
-                words = existing_keywords(Path(path))
+                found, words = already_written(Path(path))
             except Exception:  # noqa: BLE001 - a lookup must never cost the photo its place
                 found, words = None, ()
             self.signals.found.emit(path, *(found or ("", "")), tuple(words))

@@ -156,6 +156,12 @@ def test_the_smoothed_map_peaks_over_the_cell_that_was_looked_at():
     assert int(x * 7 / 300) == 5 and int(y * 7 / 140) == 2
 
 
+def test_grid_of_reads_the_attention_width():
+    grid_of = attention_maps.grid_of
+    assert grid_of(np.zeros((3, 49))) == (7, 7) and grid_of(np.zeros((3, 50))) == (7, 7)
+    assert grid_of(np.zeros((3, 82))) == (9, 9) and grid_of(np.zeros((3, 30))) is None
+
+
 def test_strip_has_a_tile_per_word_and_is_written_atomically(tmp_path):
     photo = Image.open(SAMPLES[1]).convert("RGB")
     attention = np.stack([peaked(at=i) for i in range(4)])

@@ -12,7 +12,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from imgcap_desktop.core.metadata import read_keywords
-from imgcap_desktop.gui.caption_insight import NO_ATTENTION, NO_CALIBRATION, grid_of
+from imgcap_desktop.gui.caption_insight import NO_ATTENTION, NO_CALIBRATION
 from imgcap_desktop.gui.queue_model import COL_CONFIDENCE
 from imgcap_desktop.gui.worker import default_loader
 
@@ -53,6 +53,12 @@ def captioned(make_window, calibrated_bundle, tmp_path, qtbot, idle, shown_error
     return window, photos
 
 
+def show(window, qtbot, number: int) -> None:
+    """Select a queue row and wait until its photo is in the preview."""
+    window.select_row(number)
+    qtbot.waitUntil(lambda: window.preview.has_image(), timeout=10_000)
+
+
 def brightness(image, x: int, y: int) -> float:
     c = image.pixelColor(x, y)
     return (c.red() + c.green() + c.blue()) / 3
@@ -61,8 +67,7 @@ def brightness(image, x: int, y: int) -> float:
 @pytest.mark.slow
 def test_the_overlay_is_drawn_where_the_words_attention_peaks(captioned, qtbot):
     window, photos = captioned
-    window.select_row(0)
-    qtbot.waitUntil(lambda: window.preview.has_image(), timeout=10_000)
+    show(window, qtbot, 0)
     maps = window.insight.maps
     assert maps and len(window.insight.buttons) == len(maps)
     rect = window.preview.photo_rect()
@@ -101,8 +106,7 @@ def test_the_overlay_is_drawn_where_the_words_attention_peaks(captioned, qtbot):
 @pytest.mark.slow
 def test_every_word_strip_and_confidence_column(captioned, qtbot):
     window, photos = captioned
-    window.select_row(1)
-    qtbot.waitUntil(lambda: window.preview.has_image(), timeout=10_000)
+    show(window, qtbot, 1)
     window.insight.every_word.setChecked(True)
     assert window.preview_stack.currentWidget() is window.strip_view
     pixmap = window.strip_view.label.pixmap()
@@ -187,11 +191,6 @@ def test_seed_model_says_it_has_no_spatial_attention_and_no_calibration(make_win
     assert "no calibration" in window.queue.index(0, COL_CONFIDENCE).data(Qt.ItemDataRole.ToolTipRole)
 
 
-def test_grid_of_reads_the_attention_width():
-    assert grid_of(np.zeros((3, 49))) == (7, 7) and grid_of(np.zeros((3, 50))) == (7, 7)
-    assert grid_of(np.zeros((3, 82))) == (9, 9) and grid_of(np.zeros((3, 30))) is None
-
-
 @pytest.mark.slow
 def test_pointing_at_a_word_shows_it_and_leaving_goes_back_to_the_clicked_one(captioned, qtbot):
     from PySide6.QtCore import QEvent, QPointF
@@ -199,8 +198,7 @@ def test_pointing_at_a_word_shows_it_and_leaving_goes_back_to_the_clicked_one(ca
     from PySide6.QtWidgets import QApplication
 
     window, _ = captioned
-    window.select_row(0)
-    qtbot.waitUntil(lambda: window.preview.has_image(), timeout=10_000)
+    show(window, qtbot, 0)
     buttons = window.insight.buttons
     assert len(buttons) >= 3
     buttons[0].click()

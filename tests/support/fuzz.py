@@ -242,7 +242,7 @@ def make_target(name: str, work: Path, seed_files: Path):
 
         return seeds, run, (ImageLoadError,)
     if name == "xmp":
-        from imgcap_desktop.core.writers import existing_caption, existing_keywords
+        from imgcap_desktop.core.writers import already_written
         from imgcap_desktop.core.xmp_sidecar import read_sidecar, write_sidecar
 
         photo = work / "photo.jpg"
@@ -253,8 +253,7 @@ def make_target(name: str, work: Path, seed_files: Path):
         def run(data):
             sidecar.write_bytes(data)
             read_sidecar(photo)
-            existing_caption(photo)
-            existing_keywords(photo)
+            already_written(photo)
 
         return [seed], run, (SaveError,)
     raise SystemExit(f"unknown target {name!r}")
