@@ -346,20 +346,28 @@ def test_jpeg_truncated_before_sos_is_refused(camera_jpeg, tmp_path):
 # --- an independent reader ----------------------------------------------------------
 
 
+def exiftool_tags(path: Path, *options: str) -> dict:
+    """What exiftool reads in ``path``, tag names with their group (``XMP-dc:Subject``)."""
+    out = subprocess.run(["exiftool", "-json", "-G1", "-a", *options, os.fspath(path)],
+                         capture_output=True, text=True, encoding="utf-8", check=True)
+    return json.loads(out.stdout)[0]
+
+
+def photo_of_kind(camera_jpeg: Path, folder: Path, kind: str) -> Path:
+    """The camera JPEG (with its EXIF), or a fresh PNG/WebP."""
+    if kind == "jpg":
+        return camera_jpeg
+    path = folder / f"photo.{kind}"
+    random_image().save(path)
+    return path
+
+
 @pytest.mark.skipif(shutil.which("exiftool") is None, reason="exiftool not installed")
 @pytest.mark.parametrize("kind", ["jpg", "png", "webp"])
 def test_exiftool_reads_what_we_wrote(camera_jpeg, tmp_path, kind):
-    if kind == "jpg":
-        path = camera_jpeg
-    else:
-        path = tmp_path / f"photo.{kind}"
-        random_image().save(path)
+    path = photo_of_kind(camera_jpeg, tmp_path, kind)
     write_description(path, CAPTION)
-    out = subprocess.run(
-        ["exiftool", "-json", "-G1", "-n", "-a", os.fspath(path)],
-        capture_output=True, text=True, encoding="utf-8", check=True,
-    )
-    tags = json.loads(out.stdout)[0]
+    tags = exiftool_tags(path, "-n")
     assert tags["IFD0:ImageDescription"] == CAPTION
     assert tags["XMP-dc:Description"] == CAPTION
     assert tags["XMP-iptcCore:AltTextAccessibility"] == CAPTION
@@ -374,18 +382,12 @@ KEYWORDS = ("cat", "Egyptian cat", "café & crème")
 @pytest.mark.skipif(shutil.which("exiftool") is None, reason="exiftool not installed")
 @pytest.mark.parametrize("kind", ["jpg", "png", "webp"])
 def test_keywords_round_trip_and_exiftool_reads_them(camera_jpeg, tmp_path, kind):
-    if kind == "jpg":
-        path = camera_jpeg
-    else:
-        path = tmp_path / f"photo.{kind}"
-        random_image().save(path)
+    path = photo_of_kind(camera_jpeg, tmp_path, kind)
     before = pixels(path)
     write_description(path, CAPTION, KEYWORDS)
     assert read_keywords(path) == KEYWORDS
     assert read_description(path)["xmp"] == CAPTION
-    out = subprocess.run(["exiftool", "-json", "-G1", "-a", "-struct", os.fspath(path)],
-                         capture_output=True, text=True, encoding="utf-8", check=True)
-    tags = json.loads(out.stdout)[0]
+    tags = exiftool_tags(path, "-struct")
     assert tags["XMP-dc:Subject"] == list(KEYWORDS)
     assert tags["XMP-dc:Description"] == CAPTION
     assert not any(key.endswith(":Error") for key in tags), tags

@@ -3,10 +3,7 @@ by this module and by exiftool, the photo itself never touched."""
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -15,6 +12,8 @@ from PIL import Image
 from imgcap_desktop.core import xmp_sidecar
 from imgcap_desktop.core.errors import SaveError
 from imgcap_desktop.core.writers import existing_caption, write_targets
+
+from .test_metadata import exiftool_tags
 
 CAPTION = "Café — 猫 <a & b>"
 KEYWORDS = ("cat", "Egyptian cat")
@@ -49,9 +48,7 @@ def photo(tmp_path) -> Path:
 
 
 def exiftool(path: Path) -> dict:
-    out = subprocess.run(["exiftool", "-json", "-G1", "-a", "-struct", os.fspath(path)],
-                         capture_output=True, text=True, encoding="utf-8", check=True)
-    return json.loads(out.stdout)[0]
+    return exiftool_tags(path, "-struct")
 
 
 def test_a_new_sidecar_has_the_caption_and_keywords_and_the_photo_is_untouched(photo):
