@@ -32,7 +32,8 @@ class DemoCaptioner:
     name = "layout demo (not a model)"
     description = "placeholder captions for layout screenshots"
 
-    def caption_paths(self, paths, *, beam=3, max_length=0, batch_size=8, length_penalty=None, cancelled=None):
+    def caption_paths(self, paths, *, beam=3, max_length=0, batch_size=8, length_penalty=None, keyword_guide=None,
+                      cancelled=None):
         from imgcap_desktop.core.errors import ImgcapError
         from imgcap_desktop.core.images import load_rgb
         from imgcap_desktop.core.results import Alternative, Caption, CaptionResult

@@ -137,21 +137,38 @@ class Captioner:
     def resolve(self, options: DecodeOptions) -> DecodeOptions:
         """The options with this model's own beam, length limit and penalty where none was asked for."""
         return options.resolved(beam=self.default_beam(), max_length=self.manifest.max_length,
-                                length_penalty=float(self.manifest.decoding.get("length_penalty", 0.0)))
+                                length_penalty=float(self.manifest.decoding.get("length_penalty", 0.0)),
+                                keyword_guide=float(self.manifest.decoding.get("keyword_guide", 0.0)))
 
     def caption_features(self, features: np.ndarray, *, beam: int = 0, max_length: int = 0,
-                         length_penalty: float | None = None) -> list[Caption]:
-        options = self.resolve(DecodeOptions(beam=beam, max_length=max_length, length_penalty=length_penalty))
+                         length_penalty: float | None = None, keyword_guide: float | None = None) -> list[Caption]:
+        options = self.resolve(DecodeOptions(beam=beam, max_length=max_length, length_penalty=length_penalty,
+                                             keyword_guide=keyword_guide))
         return self._decode(features, options)
 
     def _decode(self, features: np.ndarray, options: DecodeOptions) -> list[Caption]:
         # Attention is always kept: it costs a few floats per word, and the confidence and the
         # app's overlay both read it.
-        ranked = decoding.beam_search(self.step_model, features, beam=options.beam, start_id=self._start_id,
-                                      stops=self._stops, max_length=options.max_length,
-                                      length_penalty=options.length_penalty, keep_attention=True,
-                                      no_repeat_ngram=int(self.manifest.decoding.get("no_repeat_ngram", 0)))
+        def search(rows: np.ndarray, required=None):
+            return decoding.beam_search(self.step_model, rows, beam=options.beam, start_id=self._start_id,
+                                        stops=self._stops, max_length=options.max_length,
+                                        length_penalty=options.length_penalty, keep_attention=True,
+                                        no_repeat_ngram=int(self.manifest.decoding.get("no_repeat_ngram", 0)),
+                                        required=required)
+
+        ranked = search(features)
         concepts = self.step_model.concepts(features)
+        if concepts is not None and options.keyword_guide:
+            # Only photos whose caption leaves out a sure keyword are searched again, with that word
+            # required: the rest keep the caption they had, and pay nothing more.
+            words = self.vocab.word_of
+            wanted = [keywords.missing_from(" ".join(words(t) for t in hyps[0].tokens), c, options.keyword_guide,
+                                            self.vocab) for hyps, c in zip(ranked, concepts)]
+            again = [i for i, ids in enumerate(wanted) if ids is not None]
+            # A search that found no caption holding the word (it ran out of steps) keeps the unguided one.
+            for i, hyps in zip(again, search(features[again], [wanted[i] for i in again]) if again else ()):
+                if hyps and hyps[0].met:
+                    ranked[i] = hyps
         return [self._caption(hyps, options.length_penalty, None if concepts is None else concepts[i])
                 for i, hyps in enumerate(ranked)]
 
@@ -171,10 +188,11 @@ class Captioner:
 
     def caption_paths(self, paths: Iterable[str | Path], *, beam: int = 0, max_length: int = 0,
                       batch_size: int = 8, cancelled: Callable[[], bool] | None = None,
-                      length_penalty: float | None = None) -> Iterator[CaptionResult]:
+                      length_penalty: float | None = None,
+                      keyword_guide: float | None = None) -> Iterator[CaptionResult]:
         """One record per path, in order; stops early (yielding nothing more) once ``cancelled()`` is true."""
         options = self.resolve(DecodeOptions(beam=beam, max_length=max_length, batch_size=batch_size,
-                                             length_penalty=length_penalty))
+                                             length_penalty=length_penalty, keyword_guide=keyword_guide))
         batch: list[tuple[Path, np.ndarray]] = []
         pending: list[CaptionResult | None] = []  # keeps errors in order with the photos around them
 

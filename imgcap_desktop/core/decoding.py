@@ -5,6 +5,12 @@ the start token, take the arg-max word, stop at the end token, at an index that
 has no word, or after ``max_length`` steps. Beam search keeps the ``k`` best
 hypotheses per image and retires a hypothesis (shrinking that image's beam) when
 it ends, so that ``k = 1`` is exactly greedy decoding.
+
+A caption can be asked to contain one of a set of words (constrained beam search,
+Anderson et al. 2017, "Guided Open Vocabulary Image Captioning with Constrained Beam
+Search", with a single disjunctive constraint): the image then keeps two beams, one of
+hypotheses that already hold such a word and one of those that do not yet, and a
+finished hypothesis that holds one ranks above every one that does not.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ class Hypothesis:
     steps: int                 # predictions made (len(tokens) + 1 if it ended)
     attention: list[np.ndarray] = field(default_factory=list)
     token_log_probs: list[float] = field(default_factory=list)  # one per prediction: what log_prob sums
+    met: bool = True           # holds one of the image's required words (always, without a requirement)
 
     def score(self, length_penalty: float) -> float:
         """Log-probability divided by steps**alpha (Wu et al. 2016 use a smoothed form; this plain one is enough here)."""
@@ -115,18 +122,39 @@ def greedy(model: StepModel, features: np.ndarray, *, start_id: int, stops: Stop
 
 def beam_search(model: StepModel, features: np.ndarray, *, beam: int, start_id: int, stops: Stops,
                 max_length: int, length_penalty: float = 0.0,
-                keep_attention: bool = False, no_repeat_ngram: int = 0) -> list[list[Hypothesis]]:
-    """The ``beam`` best hypotheses per image, best first, ranked by :meth:`Hypothesis.score`."""
-    if beam <= 1:
+                keep_attention: bool = False, no_repeat_ngram: int = 0,
+                required: "list[np.ndarray | None] | None" = None) -> list[list[Hypothesis]]:
+    """The ``beam`` best hypotheses per image, best first, ranked by :meth:`Hypothesis.score`.
+
+    ``required``: per image, word ids of which the caption should hold one (None: no requirement).
+    Hypotheses that hold one come first; the others are still returned, after them.
+    """
+    n = len(features)
+    required = list(required) if required is not None else [None] * n
+    if len(required) != n:
+        raise ValueError(f"{len(required)} word requirements for {n} images")
+    if beam <= 1 and not any(r is not None and len(r) for r in required):
         return [[h] for h in greedy(model, features, start_id=start_id, stops=stops, max_length=max_length,
                                     keep_attention=keep_attention, no_repeat_ngram=no_repeat_ngram)]
-    n = len(features)
+    beam = max(beam, 1)
+    wanted = []                               # per image: (vocab,) bool of required ids, or None
+    for ids in required:
+        if ids is None or len(ids) == 0:
+            wanted.append(None)
+            continue
+        mask = np.zeros(model.vocab_size, dtype=bool)
+        mask[np.asarray(ids, dtype=np.int64)] = True
+        wanted.append(mask & ~stops.terminal)
     context, state = model.begin(features)
     # One row per live hypothesis; at the start each image has a single row.
     rows_image = np.arange(n)
-    live = [Hypothesis([], 0.0, 0) for _ in range(n)]
+    live = [Hypothesis([], 0.0, 0, met=wanted[i] is None) for i in range(n)]
     finished: list[list[Hypothesis]] = [[] for _ in range(n)]
-    room = np.full(n, beam)                   # beam slots not yet taken by a finished hypothesis
+    # Beam slots not yet taken by a finished hypothesis: column 1 for hypotheses holding a required
+    # word (every hypothesis of an image without a requirement), column 0 for those still without.
+    room = np.zeros((n, 2), dtype=np.int64)
+    room[:, 1] = beam
+    room[[i for i in range(n) if wanted[i] is not None], 0] = beam
     tokens = np.full(n, start_id, dtype=np.int32)
     row_context = np.arange(n)                # which context row each live row reads
     ctx_rows = context
@@ -144,40 +172,51 @@ def beam_search(model: StepModel, features: np.ndarray, *, beam: int, start_id: 
         next_image: list[int] = []
         for image in range(n):
             mine = np.flatnonzero(rows_image == image)
-            if len(mine) == 0 or room[image] <= 0:
+            if len(mine) == 0 or room[image].sum() <= 0:
                 continue
-            k = int(room[image])
             totals = np.array([live[r].log_prob for r in mine], dtype=np.float64)[:, None] + log_probs[mine]
             if several_stops:
                 # Ending with endseq, padding or a gap id gives the same caption: only the likeliest stop of
                 # each row competes, so that the k alternatives are k different captions.
                 totals[:, stops.end_id] = totals[:, stops.terminal].max(axis=1)
                 totals[:, other_stops] = -np.inf
-            flat = totals.ravel()
-            top = np.argpartition(-flat, k - 1)[:k] if flat.size > k else np.arange(flat.size)
-            top = top[np.argsort(-flat[top], kind="stable")]
-            for idx in top:
-                if flat[idx] == -np.inf:
-                    continue  # fewer possible continuations than beam slots
-                r_local, word = divmod(int(idx), totals.shape[1])
-                parent = live[mine[r_local]]
-                child = Hypothesis(list(parent.tokens), float(flat[idx]), parent.steps + 1,
-                                   list(parent.attention),
-                                   parent.token_log_probs + [float(flat[idx]) - parent.log_prob])
-                if keep_attention and out.attention is not None:
-                    child.attention.append(out.attention[mine[r_local]])
-                if stops.terminal[word]:
-                    finished[image].append(child)
-                    room[image] -= 1
-                elif last:
-                    child.tokens.append(word)
-                    finished[image].append(child)
-                else:
-                    child.tokens.append(word)
-                    next_rows.append(int(mine[r_local]))
-                    next_tokens.append(word)
-                    next_live.append(child)
-                    next_image.append(image)
+            if wanted[image] is None:
+                groups = [(True, totals)]
+            else:
+                met_rows = np.array([live[r].met for r in mine])
+                holds = met_rows[:, None] | wanted[image][None, :]
+                # Named once: a hypothesis that holds the word may not say it again ("a tripod on a tripod").
+                again = met_rows[:, None] & wanted[image][None, :]
+                groups = [(True, np.where(holds & ~again, totals, -np.inf)), (False, np.where(holds, -np.inf, totals))]
+            for met, scored in groups:
+                k = int(room[image, int(met)])
+                if k <= 0:
+                    continue
+                flat = scored.ravel()
+                top = np.argpartition(-flat, k - 1)[:k] if flat.size > k else np.arange(flat.size)
+                top = top[np.argsort(-flat[top], kind="stable")]
+                for idx in top:
+                    if flat[idx] == -np.inf:
+                        continue  # fewer possible continuations than beam slots
+                    r_local, word = divmod(int(idx), scored.shape[1])
+                    parent = live[mine[r_local]]
+                    child = Hypothesis(list(parent.tokens), float(flat[idx]), parent.steps + 1,
+                                       list(parent.attention),
+                                       parent.token_log_probs + [float(flat[idx]) - parent.log_prob], met=met)
+                    if keep_attention and out.attention is not None:
+                        child.attention.append(out.attention[mine[r_local]])
+                    if stops.terminal[word]:
+                        finished[image].append(child)
+                        room[image, int(met)] -= 1
+                    elif last:
+                        child.tokens.append(word)
+                        finished[image].append(child)
+                    else:
+                        child.tokens.append(word)
+                        next_rows.append(int(mine[r_local]))
+                        next_tokens.append(word)
+                        next_live.append(child)
+                        next_image.append(image)
         if not next_rows:
             break
         sel = np.asarray(next_rows)
@@ -190,6 +229,6 @@ def beam_search(model: StepModel, features: np.ndarray, *, beam: int, start_id: 
 
     ranked = []
     for image in range(n):
-        hyps = sorted(finished[image], key=lambda h: h.score(length_penalty), reverse=True)
+        hyps = sorted(finished[image], key=lambda h: (h.met, h.score(length_penalty)), reverse=True)
         ranked.append(hyps[:beam])
     return ranked

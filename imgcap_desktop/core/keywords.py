@@ -81,6 +81,27 @@ def _forms(word: str) -> set[str]:
     return forms
 
 
+def missing_from(caption: str, probs: np.ndarray, threshold: float, vocab) -> np.ndarray | None:
+    """Word ids that would name the photo's likeliest keyword, when ``caption`` names none of them.
+
+    Keywords at ``threshold`` or above count; a caption names one with any of its forms, or with
+    a compound ending in one ("basketball" names "ball"). Otherwise the first keyword (likeliest
+    first) with a one-word form in the vocabulary is the one asked for: "tabby cat" has none,
+    "cat" gives cat, cats and kitten where the vocabulary has them. None: nothing to ask for.
+    """
+    sure = [word for word, p in scores(probs) if p >= threshold]
+    words = re.findall(r"[a-z0-9]+", caption.lower())
+    if not sure or any(matches(word, [caption]) or
+                       any(w.endswith(form) for w in words for form in _forms(word) if " " not in form)
+                       for word in sure):
+        return None
+    for word in sure:
+        ids = sorted({vocab.id_of(form) for form in _forms(word) if " " not in form} - {None, vocab.unknown_id})
+        if ids:
+            return np.asarray(ids, dtype=np.int64)
+    return None
+
+
 def matches(word: str, references: Sequence[str]) -> bool:
     """Whether a keyword, its plural or a listed synonym appears in one of the reference captions."""
     padded = [" " + " ".join(re.findall(r"[a-z0-9]+", r.lower())) + " " for r in references]

@@ -48,9 +48,10 @@ def parameter_count(shapes: Iterable[tuple[int, ...]]) -> int:
 
 
 def decoding_problem(where: str, decoding: dict) -> str | None:
-    """The manifest's recommended decoding: beam, length penalty, repeat blocking."""
+    """The manifest's recommended decoding: beam, length penalty, repeat blocking, keyword guide."""
     checks = (("beam", 1, MAX_BEAM, integer_problem), ("no_repeat_ngram", 0, MAX_NGRAM, integer_problem),
-              ("length_penalty", 0.0, MAX_LENGTH_PENALTY, number_problem))
+              ("length_penalty", 0.0, MAX_LENGTH_PENALTY, number_problem),
+              ("keyword_guide", 0.0, 1.0, number_problem))
     for key, low, high, check in checks:
         if key in decoding:
             problem = check(where, f"decoding.{key}", decoding[key], low, high)

@@ -74,6 +74,9 @@ OPTIONS: tuple[Option, ...] = (
            label="Photos per &batch:"),
     Option("length_penalty", float, None, "beam score = log-prob / length**penalty; 0 ranks by log-prob alone",
            cli=True, minimum=0.0, maximum=3.0, label="Length &penalty:", special="model's choice"),
+    Option("keyword_guide", float, None, "a keyword the ImageNet head gives at least this probability must be "
+           "named in the caption (constrained beam search); 0 turns it off", cli=True, minimum=0.0, maximum=1.0,
+           label="&Name keywords above:", special="model's choice"),
     Option("caption_on_open", bool, True, "caption photos as soon as they are added"),
     Option("check_below", float, None, "captions whose confidence is below this get a 'check' badge; "
            "unset uses the model's suggestion", minimum=0.0, maximum=1.0, label="&Check captions below:",
@@ -111,16 +114,19 @@ class DecodeOptions:
     max_length: int = 0
     batch_size: int = 8
     length_penalty: float | None = None
+    keyword_guide: float | None = None
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any]) -> "DecodeOptions":
         """From settings or parsed CLI flags; a missing or unusable value takes the table's default."""
         return cls(**{o.name: o.coerce(values[o.name]) if o.name in values else o.default for o in DECODING_OPTIONS})
 
-    def resolved(self, *, beam: int, max_length: int, length_penalty: float) -> "DecodeOptions":
+    def resolved(self, *, beam: int, max_length: int, length_penalty: float,
+                 keyword_guide: float = 0.0) -> "DecodeOptions":
         """The model's defaults filled in where the user left the choice to the model."""
         return replace(self, beam=self.beam or beam, max_length=self.max_length or max_length,
-                       length_penalty=length_penalty if self.length_penalty is None else self.length_penalty)
+                       length_penalty=length_penalty if self.length_penalty is None else self.length_penalty,
+                       keyword_guide=keyword_guide if self.keyword_guide is None else self.keyword_guide)
 
     def as_kwargs(self) -> dict[str, Any]:
         return {o.name: getattr(self, o.name) for o in DECODING_OPTIONS}

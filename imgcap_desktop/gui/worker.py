@@ -19,7 +19,8 @@ class CaptionerLike(Protocol):
     name: str
     description: str
 
-    def caption_paths(self, paths, *, beam=0, max_length=0, batch_size=8, length_penalty=None, cancelled=None): ...
+    def caption_paths(self, paths, *, beam=0, max_length=0, batch_size=8, length_penalty=None,
+                      keyword_guide=None, cancelled=None): ...
 
 
 Loader = Callable[[Any], CaptionerLike]

@@ -198,6 +198,13 @@ def test_a_beam_of_a_million_is_refused(bundle):
     _fails(bundle, "decoding.beam is 1,000,000", "from 1 to 10")
 
 
+def test_a_keyword_guide_line_above_one_is_refused(bundle):
+    data = _manifest(bundle)
+    data["decoding"]["keyword_guide"] = 2.5
+    _write(bundle, data)
+    _fails(bundle, "decoding.keyword_guide is 2.5", "from 0")
+
+
 def test_an_lstm_of_20000_units_is_refused_before_the_weights_are_read(tmp_path):
     from imgcap_desktop.core.paths import default_bundle_dir
 

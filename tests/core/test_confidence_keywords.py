@@ -260,3 +260,44 @@ def test_cli_attention_out_with_the_seed_model_says_why(seed_assets, seed_cache_
     record = json.loads(out.out)
     assert record["confidence"] is None
     assert record["written"][0]["result"] == "failed"
+
+
+def test_missing_from_asks_for_a_sure_keyword_the_caption_leaves_out():
+    from imgcap_desktop.core.vocab import Vocabulary
+
+    vocab = Vocabulary((None, "<unk>", "startseq", "endseq", "a", "dog", "cat", "cats", "on", "ball", "sofa"),
+                       unknown="<unk>")
+    cat = probs_for(tabby_cat=0.5, Egyptian_cat=0.45)
+    assert list(keywords.missing_from("a dog on a sofa", cat, 0.9, vocab)) == [vocab.id_of("cat"),
+                                                                               vocab.id_of("cats")]
+    # Named already: by a form, a listed synonym, or a compound that ends in it.
+    assert keywords.missing_from("two cats on a sofa", cat, 0.9, vocab) is None
+    assert keywords.missing_from("a kitten on a sofa", cat, 0.9, vocab) is None
+    ball = probs_for(soccer_ball=0.95)
+    assert "ball" in keywords.from_probabilities(ball, 0.9)
+    assert keywords.missing_from("a boy kicks a football", ball, 0.9, vocab) is None
+    # Not sure enough, or no word of the vocabulary can name it: nothing to ask for.
+    assert keywords.missing_from("a dog on a sofa", cat, 0.99, vocab) is None
+    assert keywords.missing_from("a dog", probs_for(espresso=0.95), 0.9, vocab) is None
+
+
+def test_the_keyword_guide_names_a_sure_keyword_in_a_real_models_captions(calibrated):
+    from imgcap_desktop.core.captioner import Captioner
+    from imgcap_desktop.core.images import open_for_model
+
+    captioner = Captioner.load(calibrated)
+    spec = captioner.spec
+    features = captioner.encoder(np.stack([open_for_model(p, spec.input_size, resample=spec.resample)
+                                           for p in SAMPLES]))
+    # The random encoder's head is sure of nothing; a head sure of a cat stands in for a real one.
+    sure_cat = probs_for(tabby_cat=0.96)
+    captioner.step_model.concepts = lambda rows: np.tile(sure_cat, (len(rows), 1))
+    plain = captioner.caption_features(features, beam=2, keyword_guide=0.0)
+    guided = captioner.caption_features(features, beam=2, keyword_guide=0.9)
+    assert any("cat" not in p.text.split() for p in plain)
+    for p, g in zip(plain, guided):
+        assert "cat" in g.text.split()
+        if "cat" in p.text.split():
+            assert g.text == p.text
+    # Unasked, the manifest's choice applies: this bundle has none, so the guide is off.
+    assert [c.text for c in captioner.caption_features(features, beam=2)] == [p.text for p in plain]

@@ -239,3 +239,52 @@ def test_no_repeat_ngram_leaves_captions_without_repeats_alone():
     assert ([h.tokens for h in decoding.greedy(model, np.array(images), start_id=START, stops=STOPS, max_length=10,
                                                no_repeat_ngram=3)]
             == [h.tokens for h in _greedy(model, images)])
+
+
+# --- captions that must name a word (constrained beam search) -----------------------------------------
+
+
+def _guided(model, images, required, beam=3, max_length=10):
+    return decoding.beam_search(model, np.array(images), beam=beam, start_id=START, stops=STOPS,
+                                max_length=max_length, required=required)
+
+
+def test_a_required_word_is_named_and_such_captions_rank_first():
+    model = TableModel(TABLE)
+    hyps = _guided(model, [0], [np.array([C])])[0]
+    assert hyps[0].met and C in hyps[0].tokens
+    assert [h.met for h in hyps] == sorted((h.met for h in hyps), reverse=True)
+    # The likeliest caption holding c: "a" (0.7) then "c" (0.1), then c's near-uniform row ends it or goes on.
+    assert hyps[0].tokens[:2] == [A, C]
+    assert hyps[0].log_prob == pytest.approx(_lp(model, 0, hyps[0].tokens, END), abs=1e-5)
+
+
+def test_a_caption_that_already_names_the_word_is_unchanged():
+    plain = _beam(TableModel(TABLE), [0], beam=3)[0][0]
+    guided = _guided(TableModel(TABLE), [0], [np.array([B])])[0][0]
+    assert guided.tokens == plain.tokens == [A, B] and guided.met
+    assert guided.log_prob == pytest.approx(plain.log_prob)
+
+
+def test_any_one_of_the_words_will_do_and_it_is_named_once():
+    # Image 2 says "d" for ever: with d required it says it once and must go on with other words.
+    hyps = _guided(TableModel(TABLE), [2], [np.array([D, F])], max_length=6)[0]
+    assert hyps[0].met and hyps[0].tokens[0] == D
+    assert sum(t in (D, F) for t in hyps[0].tokens) == 1
+
+
+def test_images_without_a_requirement_decode_as_before_in_the_same_batch():
+    plain = _beam(TableModel(TABLE), [0, 5, 3], beam=3)
+    guided = _guided(TableModel(TABLE), [0, 5, 3], [None, np.array([F]), np.array([], dtype=np.int64)])
+    for i in (0, 2):
+        assert [h.tokens for h in guided[i]] == [h.tokens for h in plain[i]]
+        assert [h.log_prob for h in guided[i]] == pytest.approx([h.log_prob for h in plain[i]])
+        assert all(h.met for h in guided[i])
+    assert guided[1][0].met and F in guided[1][0].tokens
+
+
+def test_a_beam_of_one_with_a_requirement_still_names_the_word():
+    (h,), = _guided(TableModel(TABLE), [0], [np.array([C])], beam=1)
+    assert h.met and C in h.tokens
+    with pytest.raises(ValueError, match="2 word requirements for 1 images"):
+        _guided(TableModel(TABLE), [0], [None, None])

@@ -34,7 +34,8 @@ class FakeCaptioner:
         self.calls: list[dict] = []
         self.threads: set[int] = set()
 
-    def caption_paths(self, paths, *, beam=3, max_length=0, batch_size=8, length_penalty=None, cancelled=None):
+    def caption_paths(self, paths, *, beam=3, max_length=0, batch_size=8, length_penalty=None,
+                      keyword_guide=None, cancelled=None):
         from imgcap_desktop.core.images import load_rgb
 
         self.calls.append({"paths": list(paths), "beam": beam, "max_length": max_length, "batch_size": batch_size,

@@ -89,6 +89,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--captions-out", default=None, help="where to write the scored captions (JSON lines)")
     p.add_argument("--encoder-weights", default=None, metavar="FILE")
+    p.add_argument("--keyword-guide", type=float, default=None, metavar="P",
+                   help="name keywords of at least this probability in the caption (0: off; default: the model's)")
     p.add_argument("--no-java", action="store_true", help="skip METEOR and the Java PTB tokenizer")
     p.set_defaults(func=cmd_evaluate)
 
@@ -195,7 +197,7 @@ def cmd_evaluate(args) -> int:
     out_path = Path(args.captions_out or f"captions-{args.split}.jsonl")
     with open(out_path, "w", encoding="utf-8") as out:
         records = captioner.caption_paths([dataset.images[k] for k in keys], beam=args.beam,
-                                          batch_size=args.batch_size)
+                                          batch_size=args.batch_size, keyword_guide=args.keyword_guide)
         for key, record in tqdm(zip(keys, records), total=len(keys), unit="photo", file=sys.stderr):
             if record.ok:
                 predictions[key] = record.caption.text
