@@ -439,9 +439,13 @@ def train_attend(cfg: TrainConfig) -> Path:
 
     from imgcap_desktop.core.families.attend import AttendStepModel
 
-    if not cfg.encoder.startswith("efficientnet_lite") or cfg.encoder not in ENCODERS:
-        raise TrainingError(f"the attend family trains on an EfficientNet-Lite grid, not {cfg.encoder!r}.")
-    spec = ENCODERS[cfg.encoder]
+    # Any encoder with a grid of feature vectors will do for the decoder (scripts/dinov2_comparison.py
+    # registers one); only EfficientNet-Lite carries the ImageNet head that --semantic reads.
+    spec = ENCODERS.get(cfg.encoder)
+    if spec is None or len(spec.feature_shape) != 2:
+        raise TrainingError(f"the attend family trains on an encoder's grid of features, not {cfg.encoder!r}.")
+    if cfg.semantic and not cfg.encoder.startswith("efficientnet_lite"):
+        raise TrainingError(f"--semantic reads EfficientNet-Lite's ImageNet head, which {spec.title} does not have.")
     weights = Path(cfg.encoder_weights) if cfg.encoder_weights else default_bundle_dir() / spec.weights_file
     if not weights.is_file():
         raise TrainingError(f"{weights}: {spec.title} weights not found; pass --encoder-weights FILE.")

@@ -179,8 +179,19 @@ def test_same_seed_gives_the_same_weights(shapes_data, trained, tmp_path):
 def test_the_attend_family_refuses_a_non_grid_encoder(shapes_data, tmp_path):
     from imgcap_desktop.core.training.train import TrainingError, train
 
-    with pytest.raises(TrainingError, match="EfficientNet-Lite grid"):
+    with pytest.raises(TrainingError, match="grid of features, not 'densenet201'"):
         train(small_config(shapes_data, tmp_path / "x", tmp_path / "cache", encoder="densenet201"))
+
+
+def test_the_semantic_slot_needs_an_encoder_with_an_imagenet_head(shapes_data, tmp_path, monkeypatch):
+    from imgcap_desktop.core.encoders import ENCODERS, EncoderSpec
+    from imgcap_desktop.core.training.train import TrainingError, train
+
+    monkeypatch.setitem(ENCODERS, "tokens_x", EncoderSpec(
+        name="tokens_x", title="A token encoder", input_size=224, resample="bilinear",
+        feature_shape=(257, 384), module="nowhere", weights_file="x.onnx"))
+    with pytest.raises(TrainingError, match="A token encoder does not have"):
+        train(small_config(shapes_data, tmp_path / "x", tmp_path / "cache", encoder="tokens_x", semantic=True))
 
 
 def _corpus_for(data, path):
