@@ -46,8 +46,11 @@ def add_parsers(sub) -> None:
     p.add_argument("--no-flip", action="store_true", help="no horizontal-flip augmentation")
     p.add_argument("--resume", action="store_true", help="continue from OUT/.checkpoint")
     p.add_argument("--encoder-weights", default=None, metavar="FILE")
+    from imgcap_desktop.core.encoders import ENCODERS
+
+    # Read when the parser is built, so an encoder registered by a script (dinov2_comparison.py) is offered.
     p.add_argument("--encoder", default="efficientnet_lite0",
-                   choices=("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"),
+                   choices=[name for name, spec in ENCODERS.items() if len(spec.feature_shape) == 2],
                    help="image encoder of the attend family (Lite1/Lite2 need --encoder-weights)")
     p.add_argument("--corpus", default=None, metavar="FILE",
                    help="extra caption text (Flickr8k token layout): word counts for the vocabulary's min-count "
