@@ -16,6 +16,7 @@ from imgcap_desktop.core.bundle import Manifest, sha256_of, write_manifest
 from imgcap_desktop.core.encoders import ENCODERS
 from imgcap_desktop.core.errors import BundleError
 from imgcap_desktop.core.families import seed
+from imgcap_desktop.core.families.seed_weights import write_roles
 from imgcap_desktop.core.paths import user_cache_dir
 from imgcap_desktop.core.vocab import load_legacy_tokenizer
 
@@ -80,9 +81,8 @@ def import_seed(models_dir: str | Path, out: str | Path, *, encoder_weights: str
     config = {"vocab_size": vocab_size, "max_length": max_length, "feature_dim": 1920}
 
     out.mkdir(parents=True, exist_ok=True)
-    model, model_roles = seed.SeedFamily.build(config)
-    seed.SeedFamily.set_role_weights(model_roles, roles)
-    model.save_weights(str(out / "decoder.weights.h5"))
+    # Plain arrays by role (h5py only): the packaged app imports without Keras, and both runtimes read them.
+    write_roles(roles, out / "decoder.weights.h5")
     vocab.to_json(out / "vocab.json")
     spec = ENCODERS["densenet201"]
     declared = None

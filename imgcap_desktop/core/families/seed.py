@@ -227,8 +227,10 @@ class SeedFamily(Family):
 
     @classmethod
     def load_step_model(cls, config, weights_path):
+        from imgcap_desktop.core.families.seed_weights import read_roles
+
         model, roles = cls.build(config)
-        model.load_weights(str(weights_path))
+        cls.set_role_weights(roles, read_roles(weights_path))
         return SeedStepModel(model, roles, config["max_length"])
 
 
