@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# The old web app's DenseNet201 as a LiteRT graph without weights (core/densenet_litert.py), packaged as data.
+DENSENET_TEMPLATE := imgcap_desktop/core/data/densenet201_litert
 
 .PHONY: run test fuzz bench package selftest clean
 
@@ -32,6 +34,7 @@ bench: $(STAMP)
 package: $(STAMP)
 	test -f .venv-package/.installed || { $(PYTHON) -m venv .venv-package && .venv-package/bin/python -m pip install --quiet --upgrade pip && .venv-package/bin/python -m pip install --quiet numpy pillow pillow-heif rawpy h5py 'pyside6-essentials<6.12' tqdm ai-edge-litert pyinstaller && .venv-package/bin/python -m pip install --quiet --no-deps -e . && touch .venv-package/.installed; }
 	$(BIN)/imgcap export-litert --if-needed --weights float16 $(or $(IMGCAP_PACKAGE_MODEL),models/default)
+	test -f $(DENSENET_TEMPLATE)/densenet201.template.json || $(BIN)/python -m imgcap_desktop.core.densenet_litert $(DENSENET_TEMPLATE)
 	IMGCAP_PACKAGE_MODEL=$(IMGCAP_PACKAGE_MODEL) .venv-package/bin/pyinstaller --noconfirm --log-level WARN --distpath dist --workpath build build_spec/imgcap-desktop.spec
 
 selftest:

@@ -145,7 +145,7 @@ def _needs_development_install(sub, name: str) -> None:
 
     def refuse(args) -> int:
         print(f"imgcap {name} needs the development install with TensorFlow (pip install imgcap-desktop, "
-              f"or `make test` in a checkout); this build runs caption and info.", file=sys.stderr)
+              f"or `make test` in a checkout); this build runs caption, info and import-seed.", file=sys.stderr)
         return EXIT_ERROR
 
     p.set_defaults(func=refuse)
@@ -396,12 +396,6 @@ def cmd_info(args) -> int:
 
 
 def cmd_import_seed(args) -> int:
-    from imgcap_desktop.core.runtime_litert import tensorflow_available
-
-    if not tensorflow_available():
-        print("imgcap import-seed needs the development install with TensorFlow (the old model's topology is "
-              "read with Keras); this build runs caption and info.", file=sys.stderr)
-        return EXIT_ERROR
     from imgcap_desktop.core.seed_import import import_seed
 
     out = import_seed(args.models_dir, args.out, encoder_weights=args.encoder_weights)

@@ -42,11 +42,6 @@ def resolve_source(source: str | Path | None, *, encoder_weights=None) -> tuple[
     if (path / "manifest.json").is_file():
         return path, None
     if path.is_dir() and find_seed_files(path):
-        from imgcap_desktop.core.runtime_litert import tensorflow_available
-
-        if not tensorflow_available():
-            raise BundleError(f"{path.name}: the old web app's model (image_caption.h5 + tokenizer.pkl) runs only in "
-                              f"the development install with TensorFlow, not in this packaged build.")
         beside = next((path / n for n in ENCODERS["densenet201"].keras_cache_names if (path / n).is_file()), None)
         return cached_import(path), beside
     if not path.exists():
@@ -84,7 +79,7 @@ class Captioner:
         override = encoder_weights or beside
         chosen = runtime_litert.choose_runtime(bundle, runtime, encoder_override=bool(override))
         if chosen == "litert":
-            step_model, encoder = runtime_litert.load(bundle)
+            step_model, encoder = runtime_litert.load(bundle, encoder_weights=override)
         else:
             from imgcap_desktop.core.tf_quiet import import_tensorflow
 

@@ -76,8 +76,9 @@ def export_bundle(bundle_dir: str | os.PathLike, out_dir: str | os.PathLike | No
     bundle = read_bundle(bundle_dir)
     manifest = bundle.manifest
     if manifest.family not in FAMILIES:
-        raise BundleError(f"{bundle.path.name}: the '{manifest.family}' model family cannot be exported to LiteRT "
-                          f"(supported: {', '.join(FAMILIES)}); it runs on the Keras runtime only.")
+        raise BundleError(f"{bundle.path.name}: the '{manifest.family}' model family has no LiteRT export "
+                          f"(supported: {', '.join(FAMILIES)}); the packaged app runs it without one "
+                          f"(DenseNet201 from the packaged template, the decoder in NumPy).")
     if not manifest.encoder_weights:
         raise BundleError(f"{bundle.path.name}: the bundle holds no encoder weights, so there is no encoder to export.")
     out = Path(out_dir) if out_dir is not None else bundle.path / EXPORT_DIR

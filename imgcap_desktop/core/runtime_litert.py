@@ -10,6 +10,10 @@ Nothing here imports TensorFlow when ``ai_edge_litert`` is installed; without it
 (the development install) ``tensorflow.lite.Interpreter`` is used instead, so
 the tests can compare both runtimes in one environment.
 
+The old web app's seed family runs here too, without an export: its decoder in NumPy
+(:mod:`families.seed_numpy`) and DenseNet201 as the LiteRT graph that ``make package`` built,
+filled with the user's weights on first use (:mod:`densenet_litert`).
+
 ``litert/litert.json`` records the sha256 of the bundle's ``manifest.json`` the
 graphs were exported from (the manifest itself holds the sha256 of every weights
 file), so an export left behind by an older version of the bundle is refused.
@@ -35,7 +39,8 @@ INDEX = "litert.json"
 FORMAT = "imgcap-litert"
 FORMAT_VERSION = 1
 GRAPHS = {"encoder": "encoder.tflite", "begin": "decoder_begin.tflite", "step": "decoder_step.tflite"}
-FAMILIES = ("attend",)  # families whose decoder can be exported (the seed topology stays Keras-only)
+FAMILIES = ("attend",)  # families whose decoder can be exported
+SEED_FAMILY = "seed"    # runs without an export: see the module's docstring
 RUNTIMES = ("auto", "keras", "litert")
 ENV_RUNTIME = "IMGCAP_RUNTIME"
 
@@ -108,12 +113,18 @@ def choose_runtime(bundle: Bundle, requested: str = "auto", *, encoder_override:
     if requested == "auto" and has_tf and env != "litert":
         return "keras"  # development install: no need to hash the export
     family = bundle.manifest.family
-    problem = (f"{name}: '{family}' models run only on the Keras runtime (TensorFlow), not on LiteRT"
-               if family not in FAMILIES else None)
-    if problem is None and encoder_override:
-        problem = f"{name}: a LiteRT export holds the bundle's own encoder weights, not the ones given"
-    if problem is None:
-        problem = export_problem(bundle.path)
+    if family == SEED_FAMILY:
+        from imgcap_desktop.core.densenet_litert import template_problem
+
+        problem = template_problem()
+        problem = f"{name}: {problem}" if problem else None
+    else:
+        problem = (f"{name}: '{family}' models run only on the Keras runtime (TensorFlow), not on LiteRT"
+                   if family not in FAMILIES else None)
+        if problem is None and encoder_override:
+            problem = f"{name}: a LiteRT export holds the bundle's own encoder weights, not the ones given"
+        if problem is None:
+            problem = export_problem(bundle.path)
     if requested == "litert":
         if problem:
             raise BundleError(problem + ".")
@@ -234,11 +245,31 @@ class LiteRTStepModel(StepModel):
         return tuple(np.take(a, idx, axis=0) for a in arrays)
 
 
-def load(bundle: Bundle, *, threads: int | None = None) -> tuple[LiteRTStepModel, LiteRTEncoder]:
-    """The step model and encoder of a bundle whose export :func:`export_problem` accepted."""
+def load(bundle: Bundle, *, threads: int | None = None,
+         encoder_weights: str | os.PathLike | None = None) -> tuple[StepModel, LiteRTEncoder]:
+    """The step model and encoder of a bundle that :func:`choose_runtime` gave to LiteRT.
+
+    ``encoder_weights``: the seed family's DenseNet201 weights when not in the bundle.
+    """
+    if bundle.manifest.family == SEED_FAMILY:
+        return _load_seed(bundle, threads, encoder_weights)
     folder = export_dir(bundle.path)
     config = bundle.manifest.family_config
     step_model = LiteRTStepModel(folder / GRAPHS["begin"], folder / GRAPHS["step"],
                                  vocab_size=config["vocab_size"], max_length=config["max_length"], threads=threads)
     encoder = LiteRTEncoder(bundle.encoder_spec, folder / GRAPHS["encoder"], threads=threads)
     return step_model, encoder
+
+
+def _load_seed(bundle: Bundle, threads: int | None, encoder_weights) -> tuple[StepModel, LiteRTEncoder]:
+    from imgcap_desktop.core.densenet_litert import filled_graph
+    from imgcap_desktop.core.encoders import find_weights
+    from imgcap_desktop.core.families.seed_numpy import NumpySeedStepModel
+    from imgcap_desktop.core.families.seed_weights import read_roles
+    from imgcap_desktop.core.paths import user_cache_dir
+
+    manifest = bundle.manifest
+    weights = find_weights(bundle.encoder_spec, bundle.path, manifest.encoder_weights, encoder_weights)
+    graph = filled_graph(weights, user_cache_dir() / "densenet201-litert")
+    step_model = NumpySeedStepModel(read_roles(bundle.file(manifest.weights)), manifest.family_config["max_length"])
+    return step_model, LiteRTEncoder(bundle.encoder_spec, graph, threads=threads)

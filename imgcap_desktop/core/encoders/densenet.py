@@ -42,7 +42,11 @@ def build(weights_path: Path):
         raise BundleError(f"{weights_path.name}: cannot load DenseNet201 weights from it ({exc}).") from None
 
 
-def preprocess(batch: np.ndarray) -> np.ndarray:
-    from keras.applications import densenet
+# keras.applications.densenet.preprocess_input ("torch" mode), written out so that the packaged
+# app (no Keras) prepares photos the same way; a test compares the two.
+MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
-    return densenet.preprocess_input(batch.copy())
+
+def preprocess(batch: np.ndarray) -> np.ndarray:
+    return ((np.asarray(batch, dtype=np.float32) / 255.0 - MEAN) / STD).astype(np.float32)
