@@ -122,7 +122,7 @@ class DecodeOptions:
         return cls(**{o.name: o.coerce(values[o.name]) if o.name in values else o.default for o in DECODING_OPTIONS})
 
     def resolved(self, *, beam: int, max_length: int, length_penalty: float,
-                 keyword_guide: float = 0.0) -> "DecodeOptions":
+                 keyword_guide: float) -> "DecodeOptions":
         """The model's defaults filled in where the user left the choice to the model."""
         return replace(self, beam=self.beam or beam, max_length=self.max_length or max_length,
                        length_penalty=length_penalty if self.length_penalty is None else self.length_penalty,

@@ -57,10 +57,11 @@ def test_decode_options_from_stored_values_fall_back_on_unusable_ones():
 
 
 def test_resolving_fills_only_what_was_left_to_the_model():
-    model = {"beam": 3, "max_length": 22, "length_penalty": 1.0}
-    assert DecodeOptions().resolved(**model) == DecodeOptions(beam=3, max_length=22, batch_size=8, length_penalty=1.0)
-    asked = DecodeOptions(beam=1, max_length=5, batch_size=2, length_penalty=0.0)
-    assert asked.resolved(**model) == asked  # a penalty of 0 is a choice, not "unset"
+    model = {"beam": 3, "max_length": 22, "length_penalty": 1.0, "keyword_guide": 0.9}
+    assert DecodeOptions().resolved(**model) == DecodeOptions(beam=3, max_length=22, batch_size=8, length_penalty=1.0,
+                                                              keyword_guide=0.9)
+    asked = DecodeOptions(beam=1, max_length=5, batch_size=2, length_penalty=0.0, keyword_guide=0.0)
+    assert asked.resolved(**model) == asked  # a penalty or a guide of 0 is a choice, not "unset"
 
 
 def test_command_line_values_outside_the_limits_are_refused_with_the_range():

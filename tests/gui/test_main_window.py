@@ -296,7 +296,7 @@ def test_settings_dialog_reads_and_returns_values(qtbot, tmp_path):
     dialog.decoding["beam"].setValue(7)
     dialog.model.setCurrentIndex(0)
     values = dialog.values()
-    assert values == {"beam": 7, "max_length": 0, "batch_size": 8, "length_penalty": None,
+    assert values == {"beam": 7, "max_length": 0, "batch_size": 8, "length_penalty": None, "keyword_guide": None,
                       "caption_on_open": False, "restore_session": "never", "check_below": None,
                       "sidecar_overwrite": "overwrite", "model_path": "", "sidecar_kind": "txt",
                       "caption_extension": ".txt", "xmp_naming": "full"}
@@ -309,7 +309,7 @@ def test_settings_dialog_reads_and_returns_values(qtbot, tmp_path):
     from PySide6.QtWidgets import QLabel
 
     mnemonics = [label for label in dialog.findChildren(QLabel) if "&" in label.text()]
-    assert len(mnemonics) == 11 and all(label.buddy() is not None for label in mnemonics)
+    assert len(mnemonics) == 12 and all(label.buddy() is not None for label in mnemonics)
 
 
 def test_real_thread_batch_with_cancel_and_close(make_window, tmp_path, qtbot):
