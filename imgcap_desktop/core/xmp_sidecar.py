@@ -21,7 +21,7 @@ from typing import Sequence
 
 from imgcap_desktop.core.errors import SaveError
 from imgcap_desktop.core.export import _reason, _shares_stem, atomic_writer, check_writable
-from imgcap_desktop.core.metadata import _parse_xmp, _xmp_get, _xmp_keywords, _xmp_update
+from imgcap_desktop.core.xmp_packet import descriptions, parse_packet, subject, updated
 
 NAMINGS = ("full", "base")
 SUFFIX = ".xmp"
@@ -79,8 +79,8 @@ def read_sidecar(image: Path) -> tuple[str | None, tuple[str, ...], Path | None]
     if path is None:
         return None, (), None
     data = _read(path)
-    description, alt_text = _xmp_get(data)
-    return description or alt_text, _xmp_keywords(data), path
+    description, alt_text = descriptions(data)
+    return description or alt_text, subject(data), path
 
 
 def write_sidecar(image: Path, caption: str, keywords: Sequence[str] | None = None, *,
@@ -93,11 +93,11 @@ def write_sidecar(image: Path, caption: str, keywords: Sequence[str] | None = No
     target = target_for(image, naming)
     existing = target if target.is_file() else None
     old = _read(target) if existing is not None else None
-    if old is not None and old.strip() and _parse_xmp(old) is None:
+    if old is not None and old.strip() and parse_packet(old) is None:
         raise SaveError(target, f"{target.name} is not an XMP file this app can update; it was left as it is.")
     if existing is not None:
         check_writable(target)
-    body = _xmp_update(old, caption, keywords)
+    body = updated(old, caption, keywords)
     data = ('<?xml version="1.0" encoding="UTF-8"?>\n' + body + "\n").encode("utf-8")
     try:
         with atomic_writer(target) as fh:
@@ -112,7 +112,7 @@ def sidecar_description(path: Path) -> tuple[str, str] | None:
     try:
         if not path.is_file():
             return None
-        description, alt_text = _xmp_get(_read(path))
+        description, alt_text = descriptions(_read(path))
     except (SaveError, OSError, ValueError):
         return None
     text = description or alt_text

@@ -22,7 +22,14 @@ LIBRARIES = (
     ("Pillow", "MIT-CMU (HPND)"),
     ("h5py", "BSD-3-Clause"),
     ("tqdm", "MPL-2.0 and MIT"),
+    ("pillow-heif (libheif LGPL-3.0, libde265 LGPL-3.0, x265 GPL-2.0-or-later)", "BSD-3-Clause"),
+    ("rawpy (LibRaw LGPL-2.1 or CDDL-1.0)", "MIT"),
+    ("python-exiv2 (Exiv2 GPL-2.0-or-later)", "GPL-3.0-or-later"),
 )
+#: Why the packaged app as a whole is under the GPL, while this project's own code is MIT.
+GPL_NOTE = ("The packaged app includes GPL components (x265, through pillow-heif, and Exiv2 with its "
+            "Python binding), so the packaged app as a whole is distributed under the GNU GPL, version 3 "
+            "or later; the source of imgcap-desktop itself is MIT-licensed.")
 
 
 def model_folder(model_path: str) -> Path:
@@ -39,6 +46,7 @@ def _read(path: Path) -> str | None:
 def licences_markdown(folder: Path) -> str:
     parts = ["# imgcap-desktop\n\nMIT licence.\n\n## Libraries\n"]
     parts += [f"- {name}: {licence}" for name, licence in LIBRARIES]
+    parts += ["", GPL_NOTE]
     for title, path in (("The model's weights", None), ("Sample photos", resource_path("samples", "LICENSE.md"))):
         if path is None:
             files = sorted(folder.glob("*LICENSE*.md")) if folder.is_dir() else []

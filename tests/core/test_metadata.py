@@ -17,6 +17,7 @@ from PIL import Image
 
 from imgcap_desktop.core.errors import MetadataFormatError, SaveError
 from imgcap_desktop.core.metadata import read_description, read_keywords, write_description
+from imgcap_desktop.core.xmp_packet import parse_packet
 
 CAPTION = "Café — 猫 <a & b>"
 XMP_HEADER = b"http://ns.adobe.com/xap/1.0/\x00"
@@ -99,8 +100,8 @@ def test_jpeg_round_trip_keeps_exif_and_pixels(camera_jpeg):
         assert exif.get_ifd(0x8769)[0x9003] == "2021:06:01 12:00:00"
         assert pillow_exif_text(im) == CAPTION
         assert b"Iptc4xmpCore:AltTextAccessibility" in im.info["xmp"]
-    # Segments other than Exif/XMP are untouched (JFIF, quantisation, Huffman...).
-    others = lambda data: [s for s in jpeg_segments(data)[0] if s[0] != 0xE1]  # noqa: E731
+    # Segments other than Exif/XMP (APP1) and IPTC-IIM (APP13) are untouched (JFIF, quantisation, Huffman...).
+    others = lambda data: [s for s in jpeg_segments(data)[0] if s[0] not in (0xE1, 0xED)]  # noqa: E731
     assert others(after) == others(before)
 
 
@@ -338,7 +339,7 @@ def test_jpeg_truncated_before_sos_is_refused(camera_jpeg, tmp_path):
     before = camera_jpeg.read_bytes()
     with pytest.raises(SaveError, match="camera.jpg") as info:
         write_description(camera_jpeg, CAPTION)
-    assert "truncated" in str(info.value)
+    assert "exiv2 says" in str(info.value) and "the file was not changed" in str(info.value)
     assert camera_jpeg.read_bytes() == before
     assert names(tmp_path) == ["camera.jpg"]
 
@@ -354,7 +355,7 @@ def exiftool_tags(path: Path, *options: str) -> dict:
 
 
 def photo_of_kind(camera_jpeg: Path, folder: Path, kind: str) -> Path:
-    """The camera JPEG (with its EXIF), or a fresh PNG/WebP."""
+    """The camera JPEG (with its EXIF), or a fresh PNG, WebP or TIFF."""
     if kind == "jpg":
         return camera_jpeg
     path = folder / f"photo.{kind}"
@@ -363,7 +364,7 @@ def photo_of_kind(camera_jpeg: Path, folder: Path, kind: str) -> Path:
 
 
 @pytest.mark.skipif(shutil.which("exiftool") is None, reason="exiftool not installed")
-@pytest.mark.parametrize("kind", ["jpg", "png", "webp"])
+@pytest.mark.parametrize("kind", ["jpg", "png", "webp", "tif"])
 def test_exiftool_reads_what_we_wrote(camera_jpeg, tmp_path, kind):
     path = photo_of_kind(camera_jpeg, tmp_path, kind)
     write_description(path, CAPTION)
@@ -380,7 +381,7 @@ KEYWORDS = ("cat", "Egyptian cat", "café & crème")
 
 
 @pytest.mark.skipif(shutil.which("exiftool") is None, reason="exiftool not installed")
-@pytest.mark.parametrize("kind", ["jpg", "png", "webp"])
+@pytest.mark.parametrize("kind", ["jpg", "png", "webp", "tif"])
 def test_keywords_round_trip_and_exiftool_reads_them(camera_jpeg, tmp_path, kind):
     path = photo_of_kind(camera_jpeg, tmp_path, kind)
     before = pixels(path)
@@ -407,17 +408,79 @@ def test_keywords_are_replaced_kept_or_removed(tmp_path):
     assert read_description(path)["xmp"] == "fourth"
 
 
-def test_xmp_prefix_clash_does_not_change_other_properties(tmp_path):
-    # "dc" bound to another namespace, RDF as default namespace: our properties
-    # must get their own prefix and dc:foo must keep its meaning.
+def test_other_tools_xmp_properties_survive_in_their_namespaces(tmp_path):
+    # exiv2 re-serialises the packet: what must survive is each property in its namespace with its
+    # value, nested structures included (darktable keeps its edit history like this).
     packet = (
-        b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><RDF xmlns="http://www.w3.org/1999/02/22-rdf-syntax-ns#"'
-        b' xmlns:dc="urn:other"><Description about="" dc:foo="1"/></RDF></x:xmpmeta>'
+        b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+        b'<rdf:Description rdf:about="" xmlns:my="urn:my-tool/" xmlns:darktable="http://darktable.sf.net/"'
+        b' my:foo="1" darktable:xmp_version="5"><darktable:history><rdf:Seq>'
+        b'<rdf:li darktable:operation="exposure" darktable:enabled="1"/></rdf:Seq></darktable:history>'
+        b"</rdf:Description></rdf:RDF></x:xmpmeta>"
     )
-    path = tmp_path / "clash.jpg"
+    path = tmp_path / "tools.jpg"
     random_image().save(path)
     path.write_bytes(with_segment(path.read_bytes(), 0xE1, XMP_HEADER + packet))
     write_description(path, CAPTION)
-    text = app1(path.read_bytes(), XMP_HEADER)[0].decode("utf-8")
-    assert 'xmlns:dc="urn:other"' in text and 'dc:foo="1"' in text
+    doc = parse_packet(app1(path.read_bytes(), XMP_HEADER)[0][len(XMP_HEADER):])
+    (d,) = doc.getElementsByTagNameNS("http://www.w3.org/1999/02/22-rdf-syntax-ns#", "Description")
+    assert d.getAttributeNS("urn:my-tool/", "foo") == "1"
+    assert d.getAttributeNS("http://darktable.sf.net/", "xmp_version") == "5"
+    (li,) = d.getElementsByTagNameNS("http://darktable.sf.net/", "history")[0].getElementsByTagNameNS(
+        "http://www.w3.org/1999/02/22-rdf-syntax-ns#", "li")
+    assert li.getAttributeNS("http://darktable.sf.net/", "operation") == "exposure"
     assert read_description(path)["xmp"] == CAPTION
+
+
+# --- what exiv2 adds: TIFF, IPTC-IIM for older tools, other formats read ----------------------------
+
+
+@pytest.mark.skipif(shutil.which("exiftool") is None, reason="exiftool not installed")
+@pytest.mark.parametrize("kind", ["jpg", "png", "tif"])
+def test_iptc_iim_caption_and_keywords_for_older_tools(camera_jpeg, tmp_path, kind):
+    path = photo_of_kind(camera_jpeg, tmp_path, kind)
+    before = pixels(path)
+    write_description(path, CAPTION, KEYWORDS)
+    tags = exiftool_tags(path, "-struct")
+    # The record says UTF-8 (1:90), so exiftool reads the bytes as they were written.
+    assert tags["IPTC:Caption-Abstract"] == CAPTION
+    assert tags["IPTC:Keywords"] == list(KEYWORDS)
+    assert tags["IPTC:CodedCharacterSet"] == "UTF8"
+    assert np.array_equal(pixels(path), before)
+    write_description(path, "again", ("dog",))
+    tags = exiftool_tags(path, "-struct")
+    assert tags["IPTC:Caption-Abstract"] == "again" and tags["IPTC:Keywords"] in ("dog", ["dog"])
+
+
+@pytest.mark.skipif(shutil.which("exiftool") is None, reason="exiftool not installed")
+def test_keywords_only_in_iptc_iim_are_read(tmp_path):
+    path = tmp_path / "old.jpg"
+    random_image().save(path)
+    subprocess.run(["exiftool", "-q", "-overwrite_original", "-IPTC:Keywords=beach", "-IPTC:Keywords=sunset",
+                    "-IPTC:Caption-Abstract=old caption", os.fspath(path)], check=True)
+    assert read_keywords(path) == ("beach", "sunset")
+
+
+def test_heic_and_camera_raw_are_read_but_not_written(tmp_path):
+    from tests.support.raw import write_dng
+
+    heic = tmp_path / "phone.heic"
+    shutil.copyfile(Path(__file__).resolve().parents[2] / "resources" / "samples" / "coffee-phone.heic", heic)
+    raw = tmp_path / "IMG_0001.dng"
+    write_dng(raw)
+    for path in (heic, raw):
+        before = path.read_bytes()
+        with pytest.raises(MetadataFormatError, match="XMP sidecar"):
+            write_description(path, CAPTION)
+        assert path.read_bytes() == before
+        assert read_description(path) == {"exif": None, "xmp": None, "iptc": None}
+    assert names(tmp_path) == ["IMG_0001.dng", "phone.heic"]
+
+
+@pytest.mark.skipif(shutil.which("exiftool") is None, reason="exiftool not installed")
+def test_a_cameras_placeholder_description_is_not_a_caption(tmp_path):
+    path = tmp_path / "P1010001.jpg"
+    random_image().save(path)
+    subprocess.run(["exiftool", "-q", "-overwrite_original", "-EXIF:ImageDescription=OLYMPUS DIGITAL CAMERA         ",
+                    os.fspath(path)], check=True)
+    assert read_description(path)["exif"] is None

@@ -185,11 +185,12 @@ def make_target(name: str, work: Path, seed_files: Path):
 
         return image_seeds(work), run, (ImageLoadError,)
     if name == "metadata":
-        from imgcap_desktop.core.metadata import read_description
+        from imgcap_desktop.core.metadata import read_description, write_description
 
         def run(data):
             case.write_bytes(data)
             read_description(case)
+            write_description(case, "a dog on a beach, é", ("dog", "beach"))  # exiv2 rewrites hostile files too
 
         return metadata_seeds(work), run, (SaveError,)
     if name == "vocabulary":

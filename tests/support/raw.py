@@ -46,13 +46,14 @@ def write_dng(path: Path, *, size=(384, 256), preview: tuple[int, int] | None = 
     path.parent.mkdir(parents=True, exist_ok=True)
     with tifffile.TiffWriter(path) as tif:
         if preview is None:
-            tif.write(cfa, photometric=32803, bitspersample=16, compression=None, subfiletype=0,
+            tif.write(cfa, photometric=32803, bitspersample=16, compression=None, subfiletype=0, metadata=None,
                       extratags=_DNG + _RAW + turned)
         else:
             pw, ph = preview
             image = np.zeros((ph, pw, 3), np.uint8)
             image[:, : pw // 2] = [int(255 * v) for v in LEFT]
             image[:, pw // 2:] = [int(255 * v) for v in RIGHT]
-            tif.write(image, photometric="rgb", subfiletype=1, subifds=1, extratags=_DNG + turned)
-            tif.write(cfa, photometric=32803, bitspersample=16, compression=None, subfiletype=0, extratags=_RAW)
+            tif.write(image, photometric="rgb", subfiletype=1, subifds=1, extratags=_DNG + turned, metadata=None)
+            tif.write(cfa, photometric=32803, bitspersample=16, compression=None, subfiletype=0, extratags=_RAW,
+                      metadata=None)
     return path
