@@ -52,6 +52,13 @@ from tests.support.raw import write_dng; write_dng(Path('$home/raw/IMG_0001.dng'
 else
     echo "skipped the RAW check: no development venv with tifffile to make a DNG"
 fi
+# Writing into photos (Exiv2 in the packaged app): a copy of a sample, read back by exiftool when it is there.
+cp resources/samples/chelsea.jpg "$home/written.jpg"
+env -i PATH=/usr/bin:/bin HOME="$home" "$CLI" caption "$home/written.jpg" --write metadata --format jsonl --no-progress \
+    | grep -q '"target": "metadata", "path": [^}]*"result": "written"' || { echo "FAIL: the packaged imgcap did not write into the photo" >&2; exit 1; }
+if command -v exiftool >/dev/null; then
+    echo "written into the photo (exiftool): $(exiftool -s3 -XMP-dc:Description -IPTC:Keywords "$home/written.jpg" | tr '\n' '|')"
+fi
 info=$(env -i PATH=/usr/bin:/bin HOME="$home" "$CLI" info)
 echo "$info" | grep -E "^(name|checksums):"
 if env -i PATH=/usr/bin:/bin HOME="$home" "$CLI" train --data x --out y 2>"$home/train.err"; then
