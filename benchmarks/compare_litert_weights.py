@@ -1,11 +1,12 @@
-"""float32 against float16 LiteRT weights for a bundle, side by side in one run.
+"""float32 against float16 (or int8) LiteRT weights for a bundle, side by side in one run.
 
-Exports the bundle twice into a scratch copy (float32 and float16 weights), captions the same
+Exports the bundle twice into a scratch copy (float32 and the other weights), captions the same
 photos with both on the LiteRT runtime, and prints: the export sizes, how many captions are
 word-for-word identical, the confidence and keyword agreement, CIDEr-D / BLEU-4 of each against
 the references (the 800 Flickr8k test photos when ../shared/data is there), and the speed.
 
-    .venv/bin/python benchmarks/compare_litert_weights.py [--model models/default] [--photos 800]
+    .venv/bin/python benchmarks/compare_litert_weights.py [--model models/default] [--photos 800] \
+        [--against float16|int8]
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default=str(ROOT / "models" / "default"))
     parser.add_argument("--photos", type=int, default=800)
+    parser.add_argument("--against", choices=("float16", "int8"), default="float16")
     args = parser.parse_args()
+    other = args.against
 
     from imgcap_desktop.core.captioner import Captioner
     from imgcap_desktop.core.export_litert import export_bundle
@@ -39,7 +42,7 @@ def main() -> int:
     paths = [dataset.images[k] for k in keys]
     scratch = Path(tempfile.mkdtemp(prefix="imgcap-weights-"))
     results = {}
-    for precision in ("float32", "float16"):
+    for precision in ("float32", other):
         copy = scratch / precision
         shutil.copytree(args.model, copy, ignore=shutil.ignore_patterns(".*", "litert"))
         export_bundle(copy, precision=precision)
@@ -52,18 +55,18 @@ def main() -> int:
         results[precision] = (size, captions, elapsed)
         print(f"{precision}: export {size / 2**20:.1f} MiB, {len(paths)} photos in {elapsed:.1f} s "
               f"({1000 * elapsed / len(paths):.1f} ms/photo)", flush=True)
-    a, b = results["float32"][1], results["float16"][1]
+    a, b = results["float32"][1], results[other][1]
     same = sum(x.text == y.text for x, y in zip(a, b))
     print(f"identical captions: {same} of {len(a)}")
     for x, y, key in zip(a, b, keys):
         if x.text != y.text and same > len(a) - 6:
-            print(f"  {key}: float32 '{x.text}' / float16 '{y.text}'")
+            print(f"  {key}: float32 '{x.text}' / {other} '{y.text}'")
     deltas = [abs(x.confidence - y.confidence) for x, y in zip(a, b) if x.confidence is not None]
     if deltas:
         print(f"confidence: largest difference {max(deltas):.4f}, mean {sum(deltas) / len(deltas):.5f}")
     print(f"identical keywords: {sum(x.keywords == y.keywords for x, y in zip(a, b))} of {len(a)}")
     refs = {k: [" ".join(clean_caption(c)) for c in dataset.captions[k]] for k in keys}
-    for precision in ("float32", "float16"):
+    for precision in ("float32", other):
         report = score_captions({k: c.text for k, c in zip(keys, results[precision][1])}, refs, use_java=False)
         print(f"{precision}: CIDEr {report.scores.get('CIDEr', float('nan')):.4f}, "
               f"BLEU-4 {report.scores.get('BLEU-4', float('nan')):.4f}")

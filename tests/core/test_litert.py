@@ -246,8 +246,9 @@ DEFAULT = default_bundle_dir()  # models/default, or IMGCAP_DEFAULT_MODEL
 @pytest.mark.skipif(not (DEFAULT / "manifest.json").is_file(), reason="the default model is not trained yet")
 def test_default_model_litert_matches_keras(tmp_path):
     """What the packaged app ships: the default model's LiteRT export captions the samples exactly like Keras
-    with float32 weights; with the float16 weights `make package` uses, the keywords are the same and the
-    confidence within a few points (the 800 test photos: benchmarks/compare_litert_weights.py)."""
+    with float32 weights; with float16 weights, and with the int8 decoder weights `make package` uses, the
+    keywords are the same and the confidence within a few points (the 800 test photos:
+    benchmarks/compare_litert_weights.py)."""
     from imgcap_desktop.core.captioner import Captioner
     from imgcap_desktop.core.export_litert import export_bundle
 
@@ -275,21 +276,21 @@ def test_default_model_litert_matches_keras(tmp_path):
         assert all(c.confidence is not None for c in want)
         np.testing.assert_allclose([c.confidence for c in got], [c.confidence for c in want], atol=2e-3)
 
-    half = tmp_path / "half"
-    export_bundle(bundle, half, precision="float16")
-    index = json.loads((half / "litert.json").read_text())
-    assert index["precision"] == "float16" and index["check"]["judged_by"] == "max_rel_diff"
-    sizes = {p.name: p.stat().st_size for p in half.glob("*.tflite")}
     full = {p.name: p.stat().st_size for p in (bundle / "litert").glob("*.tflite")}
-    assert sum(sizes.values()) < 0.55 * sum(full.values())
-    shutil.rmtree(bundle / "litert")
-    shutil.copytree(half, bundle / "litert")
-    half_cap = Captioner.load(bundle, runtime="litert")
     want = [r.caption for r in keras_cap.caption_paths(SAMPLES)]
-    got = [r.caption for r in half_cap.caption_paths(SAMPLES)]
-    assert [c.keywords for c in got] == [c.keywords for c in want]
-    np.testing.assert_allclose([c.confidence for c in got], [c.confidence for c in want], atol=0.05)
-    assert all(c.text for c in got)
+    for precision, share in (("float16", 0.55), ("int8", 0.35)):
+        small = tmp_path / precision
+        export_bundle(bundle, small, precision=precision)
+        index = json.loads((small / "litert.json").read_text())
+        assert index["precision"] == precision and index["check"]["judged_by"] == "max_rel_diff"
+        sizes = {p.name: p.stat().st_size for p in small.glob("*.tflite")}
+        assert sum(sizes.values()) < share * sum(full.values()), precision
+        shutil.rmtree(bundle / "litert")
+        shutil.copytree(small, bundle / "litert")
+        got = [r.caption for r in Captioner.load(bundle, runtime="litert").caption_paths(SAMPLES)]
+        assert [c.keywords for c in got] == [c.keywords for c in want], precision
+        np.testing.assert_allclose([c.confidence for c in got], [c.confidence for c in want], atol=0.05)
+        assert all(c.text for c in got)
 
 
 def test_an_unknown_weight_precision_is_refused(exported):
