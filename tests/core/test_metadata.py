@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from imgcap_desktop.core.errors import MetadataFormatError, SaveError
-from imgcap_desktop.core.metadata import read_description, read_keywords, write_description
+from imgcap_desktop.core.metadata import read_description, read_keywords, read_metadata, write_description
 from imgcap_desktop.core.xmp_packet import parse_packet
 
 CAPTION = "Café — 猫 <a & b>"
@@ -462,18 +462,29 @@ def test_keywords_only_in_iptc_iim_are_read(tmp_path):
 
 
 def test_heic_and_camera_raw_are_read_but_not_written(tmp_path):
+    import pillow_heif
+
     from tests.support.raw import write_dng
 
+    pillow_heif.register_heif_opener()
     heic = tmp_path / "phone.heic"
-    shutil.copyfile(Path(__file__).resolve().parents[2] / "resources" / "samples" / "coffee-phone.heic", heic)
+    exif = Image.Exif()
+    exif[0x010E] = "espresso on a saucer"
+    packet = ('<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+              '<rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:description><rdf:Alt>'
+              '<rdf:li xml:lang="x-default">espresso on a saucer</rdf:li></rdf:Alt></dc:description><dc:subject>'
+              '<rdf:Bag><rdf:li>coffee</rdf:li></rdf:Bag></dc:subject></rdf:Description></rdf:RDF></x:xmpmeta>')
+    random_image().save(heic, exif=exif.tobytes(), xmp=packet.encode())  # as a phone (libheif) stores them
     raw = tmp_path / "IMG_0001.dng"
     write_dng(raw)
+    assert read_metadata(heic) == ({"exif": "espresso on a saucer", "xmp": "espresso on a saucer", "iptc": None},
+                                   ("coffee",))
     for path in (heic, raw):
         before = path.read_bytes()
         with pytest.raises(MetadataFormatError, match="XMP sidecar"):
             write_description(path, CAPTION)
         assert path.read_bytes() == before
-        assert read_description(path) == {"exif": None, "xmp": None, "iptc": None}
+    assert read_description(raw) == {"exif": None, "xmp": None, "iptc": None}
     assert names(tmp_path) == ["IMG_0001.dng", "phone.heic"]
 
 
