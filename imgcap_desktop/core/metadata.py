@@ -66,7 +66,9 @@ _lock = threading.Lock()
 def _failures(exiv2) -> tuple[type[BaseException], ...]:
     # python-exiv2 turns exiv2's own errors into Exiv2Error and the C++ standard ones it lets
     # through (std::overflow_error on a hostile size field, ...) into Python's built-in kinds.
-    return (exiv2.Exiv2Error, OverflowError, RuntimeError, ValueError, IndexError, UnicodeError)
+    # SWIG maps anything else it catches (std::bad_alloc on a hostile size, ...) to SystemError.
+    return (exiv2.Exiv2Error, OverflowError, RuntimeError, ValueError, IndexError, UnicodeError, SystemError,
+            MemoryError, TypeError)
 
 
 def _exiv2():
@@ -121,22 +123,27 @@ def _key_of(key: str):
     return exiv2.ExifKey(key)
 
 
-def _set_keywords(image, kind: str, keywords: Sequence[str]) -> None:
+def _set_keywords(image, kind: str, keywords: Sequence[str], *, xmp: bool = True) -> None:
     exiv2 = _exiv2()
     words = [w for w in (clean_text(" ".join(k.split())) for k in keywords) if w]
-    xmp = image.xmpData()
-    _erase(xmp, XMP_SUBJECT)
-    if words:
-        bag = exiv2.XmpArrayValue(exiv2.TypeId.xmpBag)
-        for word in words:
-            bag.read(word)
-        xmp.add(exiv2.XmpKey(XMP_SUBJECT), bag)
+    if xmp:
+        _set_subject(image.xmpData(), words)
     if kind in _WITH_IPTC:
         iptc = image.iptcData()
         _erase(iptc, IPTC_KEYWORDS)
         for word in words:
             # IPTC-IIM limits a keyword to 64 bytes; exiv2 refuses longer ones on write.
             iptc.add(exiv2.IptcKey(IPTC_KEYWORDS), exiv2.StringValue(_truncate_utf8(word, 64)))
+
+
+def _set_subject(xmp, words: list[str]) -> None:
+    exiv2 = _exiv2()
+    _erase(xmp, XMP_SUBJECT)
+    if words:
+        bag = exiv2.XmpArrayValue(exiv2.TypeId.xmpBag)
+        for word in words:
+            bag.read(word)
+        xmp.add(exiv2.XmpKey(XMP_SUBJECT), bag)
 
 
 def _truncate_utf8(text: str, limit: int) -> str:
@@ -162,6 +169,7 @@ def write_description(path: Path, text: str, keywords: Sequence[str] | None = No
     tmp = _temp_name(path)
     try:
         shutil.copyfile(path, tmp)
+        os.chmod(tmp, 0o600)  # the copy is private until _replace gives it the photo's own bits
     except OSError as exc:
         _remove_quietly(tmp)
         raise save_error(path, exc) from exc
@@ -183,6 +191,12 @@ def write_description(path: Path, text: str, keywords: Sequence[str] | None = No
                 _set_text(xmp, XMP_ALT_TEXT, value)
                 if keywords is not None:
                     _set_keywords(image, kind, keywords)
+                elif kind in _WITH_IPTC:
+                    # The record is relabelled UTF-8 below: keywords kept from it are rewritten so.
+                    record = image.iptcData()
+                    kept = _field(lambda: _iptc_keywords(record), [])
+                    if kept:
+                        _set_keywords(image, kind, kept, xmp=False)
                 if kind in _WITH_IPTC:
                     iptc = image.iptcData()
                     _set_text(iptc, IPTC_CAPTION, _truncate_utf8(value, 2000))  # 2:120 holds 2,000 bytes
@@ -226,18 +240,35 @@ def _replace(tmp: Path, path: Path) -> None:
         raise save_error(path, exc) from exc
 
 
+def _text(value: str) -> str:
+    """python-exiv2 decodes with surrogateescape: bytes that are not UTF-8 are taken as Latin-1."""
+    data = value.encode("utf-8", "surrogateescape")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
 def _lang_alt(data, key: str) -> str | None:
+    """An rdf:Alt's x-default text, else its first language's; a plain text property as it is."""
     found = data.findKey(_key_of(key))
     if found == data.end():
         return None
     value = found.getValue()
-    try:
-        text = value.toString("x-default") if hasattr(value, "toString") else str(value)
-    except Exception:  # noqa: BLE001 - a value of another type than rdf:Alt: its plain text
-        text = str(value)
-    if not text and found.count():
+    if hasattr(value, "items"):
+        entries = dict(value.items())
+        text = entries.get("x-default") or next(iter(entries.values()), "")
+    else:
         text = found.toString()
-    return text.removeprefix('lang="x-default" ') or None
+    return _text(text).strip() or None
+
+
+def _field(read, default=None):
+    # One unreadable field must not hide the others.
+    try:
+        return read()
+    except Exception:  # noqa: BLE001 - python-exiv2 raises built-in kinds too (see _failures)
+        return default
 
 
 def read_metadata(path: Path) -> tuple[dict[str, str | None], tuple[str, ...]]:
@@ -259,18 +290,10 @@ def read_metadata(path: Path) -> tuple[dict[str, str | None], tuple[str, ...]]:
             return result, ()
         try:
             exif, xmp, iptc = image.exifData(), image.xmpData(), image.iptcData()
-            found = exif.findKey(exiv2.ExifKey(EXIF_DESCRIPTION))
-            if found != exif.end():
-                text = found.toString().strip("\x00 \t\r\n")
-                result["exif"] = text if text and text.casefold() not in _CAMERA_PLACEHOLDERS else None
-            result["xmp"] = _lang_alt(xmp, XMP_DESCRIPTION)
-            result["iptc"] = _lang_alt(xmp, XMP_ALT_TEXT)
-            words: list[str] = []
-            subject = xmp.findKey(exiv2.XmpKey(XMP_SUBJECT))
-            if subject != xmp.end():
-                words = [subject.toString(i) for i in range(subject.count())]
-            if not words:
-                words = [d.toString() for d in iptc if d.key() == IPTC_KEYWORDS]
+            result["exif"] = _field(lambda: _exif_description(exif))
+            result["xmp"] = _field(lambda: _lang_alt(xmp, XMP_DESCRIPTION))
+            result["iptc"] = _field(lambda: _lang_alt(xmp, XMP_ALT_TEXT))
+            words = _field(lambda: _xmp_subject(xmp), []) or _field(lambda: _iptc_keywords(iptc), [])
         except _failures(exiv2):
             return result, ()
         finally:
@@ -280,6 +303,23 @@ def read_metadata(path: Path) -> tuple[dict[str, str | None], tuple[str, ...]]:
         if word and word not in unique:
             unique.append(word)
     return result, tuple(unique)
+
+
+def _exif_description(exif) -> str | None:
+    found = exif.findKey(_key_of(EXIF_DESCRIPTION))
+    if found == exif.end():
+        return None
+    text = _text(found.toString()).strip("\x00 \t\r\n")
+    return text if text and text.casefold() not in _CAMERA_PLACEHOLDERS else None
+
+
+def _xmp_subject(xmp) -> list[str]:
+    found = xmp.findKey(_key_of(XMP_SUBJECT))
+    return [] if found == xmp.end() else [_text(found.toString(i)) for i in range(found.count())]
+
+
+def _iptc_keywords(iptc) -> list[str]:
+    return [_text(d.toString()) for d in iptc if d.key() == IPTC_KEYWORDS]
 
 
 def read_description(path: Path) -> dict[str, str | None]:

@@ -495,3 +495,18 @@ def test_a_cameras_placeholder_description_is_not_a_caption(tmp_path):
     subprocess.run(["exiftool", "-q", "-overwrite_original", "-EXIF:ImageDescription=OLYMPUS DIGITAL CAMERA         ",
                     os.fspath(path)], check=True)
     assert read_description(path)["exif"] is None
+
+
+@pytest.mark.skipif(shutil.which("exiftool") is None, reason="exiftool not installed")
+def test_a_description_in_other_languages_and_latin1_text_read_as_text(tmp_path):
+    path = tmp_path / "lang.jpg"
+    random_image().save(path)
+    subprocess.run(["exiftool", "-q", "-overwrite_original", "-XMP-dc:Description-en-US=English text",
+                    "-XMP-dc:Description-de=Deutscher Text", "-IPTC:Keywords=caf\xe9", "-charset", "iptc=Latin",
+                    os.fspath(path)], check=True)
+    # No x-default: the first language's text, not every language with its tag.
+    assert read_description(path)["xmp"] == "English text"
+    assert read_keywords(path) == ("caf\xe9",)
+    # A caption written later relabels the IPTC record UTF-8, with the kept keyword rewritten so.
+    write_description(path, CAPTION)
+    assert exiftool_tags(path)["IPTC:Keywords"] == "caf\xe9"
