@@ -160,9 +160,10 @@ class Captioner:
             wanted = [keywords.missing_from(" ".join(words(t) for t in hyps[0].tokens), c, options.keyword_guide,
                                             self.vocab) for hyps, c in zip(ranked, concepts)]
             again = [i for i, ids in enumerate(wanted) if ids is not None]
-            # A search that found no caption holding the word (it ran out of steps) keeps the unguided one.
+            # A search that found no finished caption holding the word (one cut off by the length
+            # limit does not count) keeps the unguided one.
             for i, hyps in zip(again, search(features[again], [wanted[i] for i in again]) if again else ()):
-                if hyps and hyps[0].met:
+                if hyps and hyps[0].met and hyps[0].steps > len(hyps[0].tokens):
                     ranked[i] = hyps
         return [self._caption(hyps, options.length_penalty, None if concepts is None else concepts[i])
                 for i, hyps in enumerate(ranked)]

@@ -208,6 +208,8 @@ def beam_search(model: StepModel, features: np.ndarray, *, beam: int, start_id: 
                     if stops.terminal[word]:
                         finished[image].append(child)
                         room[image, int(met)] -= 1
+                        if met and room[image, 1] <= 0:
+                            room[image, 0] = 0  # beam finished captions that name the word outrank any other
                     elif last:
                         child.tokens.append(word)
                         finished[image].append(child)

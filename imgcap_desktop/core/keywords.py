@@ -91,8 +91,10 @@ def missing_from(caption: str, probs: np.ndarray, threshold: float, vocab) -> np
     """
     sure = [word for word, p in scores(probs) if p >= threshold]
     words = re.findall(r"[a-z0-9]+", caption.lower())
+    # A compound names its last part ("basketball", "football": ball), but a short form inside a
+    # word is a coincidence ("ox" in "box", "ram" in "program").
     if not sure or any(matches(word, [caption]) or
-                       any(w.endswith(form) for w in words for form in _forms(word) if " " not in form)
+                       any(w.endswith(form) for w in words for form in _forms(word) if " " not in form and len(form) >= 4)
                        for word in sure):
         return None
     for word in sure:

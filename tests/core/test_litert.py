@@ -29,7 +29,8 @@ SMALL = {"embed_dim": 16, "proj_dim": 32, "attention_dim": 16, "units": 32, "out
 
 def make_attend_bundle(out: Path, *, encoder_weights: Path = LITE0_WEIGHTS, seed: int = 3,
                        logit_scale: float = 8.0, beam: int = 3, semantic: bool = False,
-                       calibration: dict | None = None, keywords: dict | None = None) -> Path:
+                       calibration: dict | None = None, keywords: dict | None = None,
+                       end_bias: float = -2.0) -> Path:
     """A real attend bundle with random decoder weights.
 
     The output layer is scaled up so the arg-max word is never a near tie (random
@@ -51,7 +52,7 @@ def make_attend_bundle(out: Path, *, encoder_weights: Path = LITE0_WEIGHTS, seed
     kernel, bias = decoder.out_logits.get_weights()
     rng = np.random.default_rng(seed)
     bias = bias + rng.normal(0, 1.0, bias.shape).astype(np.float32)
-    bias[vocab.end_id] -= 2.0  # let captions run a few words before ending
+    bias[vocab.end_id] += end_bias  # by default, let captions run a few words before ending
     decoder.out_logits.set_weights([kernel * logit_scale, bias])
     decoder.save_weights(str(out / "decoder.weights.h5"))
     shutil.copyfile(encoder_weights, out / "encoder_lite0.weights.h5")
