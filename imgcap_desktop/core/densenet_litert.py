@@ -158,10 +158,17 @@ def fill(weights: Path, out: Path, folder: Path | None = None) -> Path:
         if len(data) != entry["nbytes"]:
             raise BundleError(f"{TABLE}: buffer at {entry['offset']} holds {entry['nbytes']} bytes, not {len(data)}.")
         graph[entry["offset"]:entry["offset"] + len(data)] = data
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(graph)
-    os.replace(tmp, out)
+    import secrets
+
+    tmp = out.with_name(f".{out.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(graph)
+        os.replace(tmp, out)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise BundleError(f"Cannot write the filled DenseNet201 graph to {out.parent}: "
+                          f"{exc.strerror or exc}.") from None
     return out
 
 
@@ -287,18 +294,23 @@ def build_template(out: Path, *, seed: int = 0) -> Path:
              "template_sha256": hashlib.sha256(graph).hexdigest(), "buffers": table_entries}
 
     # Self-check: the random weights written as Keras does, filled back in, against Keras itself.
+    # The table goes into the package folder only after it passed (make package skips the build
+    # when the table is there).
+    import shutil
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        (out / TABLE).write_text(json.dumps(table), encoding="utf-8")
+        trial = Path(tmp) / "template"
+        trial.mkdir()
+        shutil.copyfile(out / TEMPLATE, trial / TEMPLATE)
+        (trial / TABLE).write_text(json.dumps(table), encoding="utf-8")
         model.save_weights(str(Path(tmp) / "random.weights.h5"))
-        filled = fill(Path(tmp) / "random.weights.h5", Path(tmp) / "filled.tflite", out)
+        filled = fill(Path(tmp) / "random.weights.h5", Path(tmp) / "filled.tflite", trial)
         images = rng.uniform(-2, 2, (2, 224, 224, 3)).astype(np.float32)
         got = Graph(filled)(images=images)["features"]
         want = model(images, training=False).numpy()
     diff = float(np.abs(got - want).max())
     if diff > TOLERANCE * max(1.0, float(np.abs(want).max())):
-        (out / TABLE).unlink()
         raise RuntimeError(f"DenseNet201 template: the filled graph differs from Keras by {diff:.2e}")
     table["check"] = {"max_abs_difference": diff, "largest_feature": float(np.abs(want).max())}
     (out / TABLE).write_text(json.dumps(table, indent=1), encoding="utf-8")

@@ -25,13 +25,16 @@ def write_roles(roles: dict[str, list[np.ndarray]], path: str | os.PathLike) -> 
 
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with h5py.File(tmp, "w") as f:
-        f.attrs["format"] = "imgcap-seed-roles"
-        for role in ROLES:
-            group = f.create_group(f"roles/{role}")
-            for i, array in enumerate(roles[role]):
-                group.create_dataset(str(i), data=np.asarray(array, dtype=np.float32))
-    os.replace(tmp, path)
+    try:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["format"] = "imgcap-seed-roles"
+            for role in ROLES:
+                group = f.create_group(f"roles/{role}")
+                for i, array in enumerate(roles[role]):
+                    group.create_dataset(str(i), data=np.asarray(array, dtype=np.float32))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 
