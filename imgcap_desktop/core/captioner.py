@@ -156,8 +156,7 @@ class Captioner:
         if concepts is not None and options.keyword_guide:
             # Only photos whose caption leaves out a sure keyword are searched again, with that word
             # required: the rest keep the caption they had, and pay nothing more.
-            words = self.vocab.word_of
-            wanted = [keywords.missing_from(" ".join(words(t) for t in hyps[0].tokens), c, options.keyword_guide,
+            wanted = [keywords.missing_from(" ".join(self.vocab.decode(hyps[0].tokens)), c, options.keyword_guide,
                                             self.vocab) for hyps, c in zip(ranked, concepts)]
             again = [i for i, ids in enumerate(wanted) if ids is not None]
             # A search that found no finished caption holding the word (one cut off by the length

@@ -31,7 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from imgcap_desktop.core.errors import BundleError, EncoderWeightsMissingError
+from imgcap_desktop.core.errors import BundleError, EncoderWeightsMissingError, SaveError
+from imgcap_desktop.core.export import atomic_writer
 
 TEMPLATE = "densenet201.template.tflite.gz"
 TABLE = "densenet201.template.json"
@@ -158,17 +159,14 @@ def fill(weights: Path, out: Path, folder: Path | None = None) -> Path:
         if len(data) != entry["nbytes"]:
             raise BundleError(f"{TABLE}: buffer at {entry['offset']} holds {entry['nbytes']} bytes, not {len(data)}.")
         graph[entry["offset"]:entry["offset"] + len(data)] = data
-    import secrets
-
-    tmp = out.with_name(f".{out.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(graph)
-        os.replace(tmp, out)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise BundleError(f"Cannot write the filled DenseNet201 graph to {out.parent}: "
-                          f"{exc.strerror or exc}.") from None
+        with atomic_writer(out) as fh:
+            fh.write(graph)
+    except (OSError, SaveError) as exc:
+        cause = exc.__cause__ if isinstance(exc, SaveError) and isinstance(exc.__cause__, OSError) else exc
+        why = getattr(cause, "strerror", None) or cause
+        raise BundleError(f"Cannot write the filled DenseNet201 graph to {out.parent}: {why}.") from None
     return out
 
 
@@ -214,7 +212,7 @@ def _buffers(graph: bytes) -> list[dict]:
     return found
 
 
-def _candidates(model, arrays: dict[str, list[np.ndarray]], epsilon: float) -> list[dict]:
+def _candidates(model, arrays: dict[str, list[np.ndarray]]) -> list[dict]:
     """What each weight buffer could be: one entry per formula and layer."""
     import keras
 
@@ -267,7 +265,7 @@ def build_template(out: Path, *, seed: int = 0) -> Path:
         return {"features": model(images, training=False)}
 
     graph = bytearray(_convert(tf, encode.get_concrete_function(), model))
-    candidates = _candidates(model, arrays, epsilon)
+    candidates = _candidates(model, arrays)
     by_shape: dict[tuple, list[tuple[dict, np.ndarray]]] = {}
     for entry in candidates:
         by_shape.setdefault(tuple(entry["shape"]), []).append((entry, _value(entry, arrays, epsilon)))

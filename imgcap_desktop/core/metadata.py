@@ -17,8 +17,8 @@ file), and camera RAW files are not written into either: their captions go in XM
 Everything else in the file (other EXIF tags, maker notes, other XMP properties, ICC
 profiles) is kept by exiv2.
 
-The change is made on a copy beside the photo, which is then renamed over it (keeping the
-permission bits and owner); on any failure the photo is left byte-identical and a
+The photo is edited in memory and written to a temporary file that is renamed over it
+(``export.atomic_writer``: permission bits and owner kept); on any failure the photo is left byte-identical and a
 :class:`~imgcap_desktop.core.errors.SaveError` explains what to do. Why exiv2 rather than the
 container code this module used to hold, and its licence, is in the README ("Writing into the
 photo").
@@ -26,15 +26,14 @@ photo").
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import os
-import shutil
 import threading
 from pathlib import Path
 from typing import Sequence
 
 from imgcap_desktop.core.errors import MetadataFormatError, SaveError
-from imgcap_desktop.core.export import _remove_quietly, _sweep_once, _temp_name, check_writable, save_error
+from imgcap_desktop.core.export import atomic_writer, check_writable, save_error
 from imgcap_desktop.core.xmp_packet import clean_text
 
 __all__ = ["read_description", "read_keywords", "read_metadata", "write_description", "SUPPORTED_FORMATS"]
@@ -71,6 +70,7 @@ def _failures(exiv2) -> tuple[type[BaseException], ...]:
             MemoryError, TypeError)
 
 
+@functools.cache
 def _exiv2():
     import exiv2
 
@@ -165,51 +165,47 @@ def write_description(path: Path, text: str, keywords: Sequence[str] | None = No
     if path.suffix.lower() in _raw_suffixes():
         raise _unsupported(path, "exiv2 can write into camera RAW files, but this app keeps them untouched")
     value = clean_text(text)
-    _sweep_once(path.parent)
-    tmp = _temp_name(path)
     try:
-        shutil.copyfile(path, tmp)
-        os.chmod(tmp, 0o600)  # the copy is private until _replace gives it the photo's own bits
+        data = path.read_bytes()
     except OSError as exc:
-        _remove_quietly(tmp)
         raise save_error(path, exc) from exc
-    try:
-        exiv2 = _exiv2()
-        with _lock:
-            try:
-                image = exiv2.ImageFactory.open(str(tmp))
-                image.readMetadata()
-            except _failures(exiv2) as exc:
-                raise _unsupported(path) if _not_an_image(exc) else _damaged(path, exc) from None
-            kind = _WRITABLE.get(image.mimeType())
-            if kind is None:
-                raise _unsupported(path)
-            try:
-                _set_text(image.exifData(), EXIF_DESCRIPTION, value)
-                xmp = image.xmpData()
-                _set_text(xmp, XMP_DESCRIPTION, value)
-                _set_text(xmp, XMP_ALT_TEXT, value)
-                if keywords is not None:
-                    _set_keywords(image, kind, keywords)
-                elif kind in _WITH_IPTC:
-                    # The record is relabelled UTF-8 below: keywords kept from it are rewritten so.
-                    record = image.iptcData()
-                    kept = _field(lambda: _iptc_keywords(record), [])
-                    if kept:
-                        _set_keywords(image, kind, kept, xmp=False)
-                if kind in _WITH_IPTC:
-                    iptc = image.iptcData()
-                    _set_text(iptc, IPTC_CAPTION, _truncate_utf8(value, 2000))  # 2:120 holds 2,000 bytes
-                    _set_text(iptc, IPTC_CHARSET, _UTF8)
-                image.writeMetadata()
-            except _failures(exiv2) as exc:
-                raise _damaged(path, exc) from None
-            finally:
-                del image
-        _replace(tmp, path)
-    except BaseException:
-        _remove_quietly(tmp)
-        raise
+    exiv2 = _exiv2()
+    with _lock:
+        # Edited in memory (exiv2's MemIo), then written like every other save: atomic_writer.
+        try:
+            image = exiv2.ImageFactory.open(data)
+            image.readMetadata()
+        except _failures(exiv2) as exc:
+            raise _unsupported(path) if _not_an_image(exc) else _damaged(path, exc) from None
+        kind = _WRITABLE.get(image.mimeType())
+        if kind is None:
+            raise _unsupported(path)
+        try:
+            _set_text(image.exifData(), EXIF_DESCRIPTION, value)
+            xmp = image.xmpData()
+            _set_text(xmp, XMP_DESCRIPTION, value)
+            _set_text(xmp, XMP_ALT_TEXT, value)
+            if keywords is not None:
+                _set_keywords(image, kind, keywords)
+            elif kind in _WITH_IPTC:
+                # The record is relabelled UTF-8 below: keywords kept from it are rewritten so.
+                record = image.iptcData()
+                kept = _field(lambda: _iptc_keywords(record), [])
+                if kept:
+                    _set_keywords(image, kind, kept, xmp=False)
+            if kind in _WITH_IPTC:
+                iptc = image.iptcData()
+                _set_text(iptc, IPTC_CAPTION, _truncate_utf8(value, 2000))  # 2:120 holds 2,000 bytes
+                _set_text(iptc, IPTC_CHARSET, _UTF8)
+            image.writeMetadata()
+            with image.io().mmap() as edited:
+                new = bytes(edited)
+        except _failures(exiv2) as exc:
+            raise _damaged(path, exc) from None
+        finally:
+            del image
+    with atomic_writer(path) as fh:
+        fh.write(new)
 
 
 def _not_an_image(exc) -> bool:
@@ -221,23 +217,6 @@ def _damaged(path: Path, exc) -> SaveError:
     why = str(getattr(exc, "message", None) or exc).strip().rstrip(".") or "its structure is damaged"
     return SaveError(path, f"Cannot write metadata into {path.name}: exiv2 says {why[:200]}; "
                            "the file was not changed.")
-
-
-def _replace(tmp: Path, path: Path) -> None:
-    import stat
-
-    try:
-        old = path.stat()
-        os.chmod(tmp, stat.S_IMODE(old.st_mode))
-        if hasattr(os, "geteuid") and os.geteuid() == 0:
-            # Root saving someone's photo must not hand it over to root.
-            with contextlib.suppress(OSError):
-                os.chown(tmp, old.st_uid, old.st_gid)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise save_error(path, exc) from exc
 
 
 def _text(value: str) -> str:
