@@ -75,18 +75,20 @@ _FORMAT_TABLE: dict[str, tuple[tuple[str, ...], str | None]] = {
     "PSD": ((".psd",), None),
     "JPEG2000": ((".jp2", ".j2k", ".jpx", ".jpf", ".j2c", ".jpc"), "jpg_2000"),
     "AVIF": ((".avif", ".avifs"), "avif"),
-    # Phones' default (iPhone, many Android): pillow-heif (libheif) registers the format below.
-    # It applies the photo's rotation itself and resets the EXIF orientation, so nothing turns twice.
+    # Phones' default (iPhone, many Android): pi-heif (libheif and libde265, decoding only) registers
+    # the format below. It applies the photo's rotation itself and resets the EXIF orientation, so
+    # nothing turns twice. pi-heif rather than pillow-heif: the app never writes HEIC, and pillow-heif
+    # carries the x265 encoder (22 MB, GPL) into the packaged app for nothing.
     "HEIF": ((".heic", ".heif", ".hif"), None),
 }
 
 
 def _register_plugins() -> None:
     try:
-        import pillow_heif
+        import pi_heif
     except ImportError:
         return  # an install without it reads everything else
-    pillow_heif.register_heif_opener()
+    pi_heif.register_heif_opener()
 
 
 def _available_formats() -> dict[str, tuple[str, ...]]:

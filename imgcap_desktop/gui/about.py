@@ -22,13 +22,12 @@ LIBRARIES = (
     ("Pillow", "MIT-CMU (HPND)"),
     ("h5py", "BSD-3-Clause"),
     ("tqdm", "MPL-2.0 and MIT"),
-    ("pillow-heif (libheif LGPL-3.0, libde265 LGPL-3.0, x265 GPL-2.0-or-later)", "BSD-3-Clause"),
+    ("pi-heif (libheif LGPL-3.0, libde265 LGPL-3.0)", "BSD-3-Clause"),
     ("rawpy (LibRaw LGPL-2.1 or CDDL-1.0)", "MIT"),
     ("python-exiv2 (Exiv2 GPL-2.0-or-later)", "GPL-3.0-or-later"),
 )
 #: Why the packaged app as a whole is under the GPL, while this project's own code is MIT.
-GPL_NOTE = ("The packaged app includes GPL components (x265, through pillow-heif, and Exiv2 with its "
-            "Python binding), so the packaged app as a whole is distributed under the GNU GPL, version 3 "
+GPL_NOTE = ("The packaged app includes GPL components (Exiv2 and its Python binding), so the packaged app as a whole is distributed under the GNU GPL, version 3 "
             "or later; the source of imgcap-desktop itself is MIT-licensed.")
 
 

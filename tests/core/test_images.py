@@ -31,6 +31,7 @@ from imgcap_desktop.core.images import (
     open_for_model,
     thumbnail,
 )
+from tests.support.heic import save_heic
 
 WHITE = (255, 255, 255)
 posix_only = pytest.mark.skipif(sys.platform == "win32", reason="POSIX file types")
@@ -719,7 +720,11 @@ def test_phone_formats_open_with_their_rotation_for_the_model_and_the_preview(tm
     path = tmp_path / f"phone{suffix}"
     exif = Image.Exif()
     exif[0x0112] = 6  # "rotate 90": the photo is shown 20 wide, 60 high
-    Image.new("RGB", (60, 20), (200, 30, 30)).save(path, exif=exif.tobytes(), quality=90)
+    photo = Image.new("RGB", (60, 20), (200, 30, 30))
+    if suffix == ".heic":
+        save_heic(photo, path, exif=exif.tobytes(), quality=90)
+    else:
+        photo.save(path, exif=exif.tobytes(), quality=90)
     assert suffix in IMAGE_EXTENSIONS
     assert load_rgb(path).size == (20, 60)
     assert thumbnail(path, 30).size == (10, 30)
@@ -730,7 +735,7 @@ def test_phone_formats_open_with_their_rotation_for_the_model_and_the_preview(tm
 
 def test_a_damaged_heic_is_corrupt_in_one_sentence(tmp_path):
     path = tmp_path / "cut.heic"
-    Image.new("RGB", (64, 64), (10, 200, 10)).save(path)
+    save_heic(Image.new("RGB", (64, 64), (10, 200, 10)), path)
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     err = expect_error(CorruptImageError, path)
