@@ -111,7 +111,7 @@ if (( bytes > LIMIT_BYTES )); then
     echo "FAIL: the folder is over ${SIZE_LIMIT_MIB} MiB" >&2
     exit 1
 fi
-for forbidden in tensorflow keras tensorboard torch; do
+for forbidden in tensorflow keras tensorboard torch resources/screenshots; do
     if [[ -e $APP/_internal/$forbidden ]]; then
         echo "FAIL: $forbidden was packaged" >&2
         exit 1
