@@ -18,7 +18,9 @@ name, so nothing links it, and which a Debian Python keeps in /usr/lib) stay.
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
+import sys
 from collections.abc import Iterable
 from pathlib import PurePosixPath
 
@@ -46,6 +48,8 @@ def drop_orphans(entries: Iterable[tuple]) -> tuple[list[tuple], list[str]]:
     library its own binaries link, so each is pruned on its own. Repeats until nothing changes,
     since dropping cairo can orphan pixman."""
     kept = list(entries)
+    if not sys.platform.startswith("linux") or shutil.which("readelf") is None:
+        return kept, []  # macOS and Windows builds take no libraries from the system's folders
     cache: dict[str, frozenset[str]] = {}
     dropped: list[str] = []
     while True:
