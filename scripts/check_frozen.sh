@@ -10,7 +10,7 @@
 # Exit status: non-zero if the build, the self-test, or the window check fails, or the folder is
 # over SIZE_LIMIT_MIB (default 245: what this build reaches on Linux, 230, plus room for the system
 # libraries a build machine may add; the ICU trimming or pi-heif going missing, 24 and 23 MiB, each
-# take it over).
+# take it over). Needs xvfb-run for the window timing (skipped with a note when it is missing; install
 # with: apt-get install -y xvfb libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0
 # libxcb-xinerama0 libxcb-randr0 libxcb-render-util0 libxcb-image0 libxkbcommon-x11-0).
 set -euo pipefail
