@@ -31,8 +31,11 @@ bench: $(STAMP)
 
 # The frozen app: a build venv without TensorFlow (.venv-package), the LiteRT export made with the dev venv,
 # then PyInstaller. IMGCAP_PACKAGE_MODEL=DIR packages another bundle as the default model.
+# The stamp holds the package list, so a changed list rebuilds the venv from nothing (a package dropped
+# from the list must not linger in the build).
+PACKAGE_DEPS := numpy pillow pi-heif rawpy h5py 'exiv2>=0.19,<0.20' 'pyside6-essentials<6.12' tqdm ai-edge-litert pyinstaller
 package: $(STAMP)
-	test -f .venv-package/.installed || { $(PYTHON) -m venv .venv-package && .venv-package/bin/python -m pip install --quiet --upgrade pip && .venv-package/bin/python -m pip install --quiet numpy pillow pi-heif rawpy h5py 'exiv2>=0.19,<0.20' 'pyside6-essentials<6.12' tqdm ai-edge-litert pyinstaller && .venv-package/bin/python -m pip install --quiet --no-deps -e . && touch .venv-package/.installed; }
+	grep -qxF -- "$(PACKAGE_DEPS)" .venv-package/.installed 2>/dev/null || { rm -rf .venv-package && $(PYTHON) -m venv .venv-package && .venv-package/bin/python -m pip install --quiet --upgrade pip && .venv-package/bin/python -m pip install --quiet $(PACKAGE_DEPS) && .venv-package/bin/python -m pip install --quiet --no-deps -e . && echo "$(PACKAGE_DEPS)" > .venv-package/.installed; }
 	$(BIN)/imgcap export-litert --if-needed --weights int8 $(or $(IMGCAP_PACKAGE_MODEL),models/default)
 	test -f $(DENSENET_TEMPLATE)/densenet201.template.json || $(BIN)/python -m imgcap_desktop.core.densenet_litert $(DENSENET_TEMPLATE)
 	IMGCAP_PACKAGE_MODEL=$(IMGCAP_PACKAGE_MODEL) .venv-package/bin/pyinstaller --noconfirm --log-level WARN --distpath dist --workpath build build_spec/imgcap-desktop.spec

@@ -10,13 +10,15 @@ packaged Qt apps (the AppImage tools stopped shipping the plugin for it), so the
 out and this removes what only it needed: Qt then uses its built-in GNOME theme (Fusion, the
 desktop's dark or light colour scheme read over D-Bus, Qt's own file dialog).
 
-Only libraries copied from the system's library folders into the top folder are candidates:
-the wheels' own (``*.libs/``), plugins, and Python's own library (which the bootloader loads by
-name, so nothing links it, and which a Debian Python keeps in /usr/lib) stay.
+Only libraries that a dropped entry linked, directly or through others, and that PyInstaller
+copied from the system's library folders into the top folder are candidates: the wheels' own
+(``*.libs/``), plugins, anything loaded by name at run time (which nothing links) and Python's
+own library (which a Debian Python keeps in /usr/lib) stay.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -25,15 +27,21 @@ from collections.abc import Iterable
 from pathlib import PurePosixPath
 
 SYSTEM_DIRS = ("/lib/", "/lib64/", "/usr/lib/", "/usr/lib64/", "/usr/local/lib/")
-_NEEDED = re.compile(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]")
+_NEEDED = re.compile(r"\(NEEDED\).*\[([^\]]+)\]")
+# binutils' messages are translated; the pattern reads the C locale's.
+_C_LOCALE = {**os.environ, "LC_ALL": "C", "LANGUAGE": ""}
 
 
 def needed(path: str, cache: dict[str, frozenset[str]]) -> frozenset[str]:
     """The sonames an ELF file links (its DT_NEEDED entries); empty for anything readelf can't read."""
     if path not in cache:
-        done = subprocess.run(["readelf", "-d", "-W", path], capture_output=True, text=True)
+        done = subprocess.run(["readelf", "-d", "-W", path], capture_output=True, text=True, env=_C_LOCALE)
         cache[path] = frozenset(_NEEDED.findall(done.stdout)) if done.returncode == 0 else frozenset()
     return cache[path]
+
+
+def _name(entry: tuple) -> str:
+    return PurePosixPath(str(entry[0]).replace("\\", "/")).name
 
 
 def _candidate(entry: tuple) -> bool:
@@ -42,20 +50,32 @@ def _candidate(entry: tuple) -> bool:
             and not destination.startswith("libpython"))
 
 
-def drop_orphans(entries: Iterable[tuple]) -> tuple[list[tuple], list[str]]:
-    """(kept entries, names dropped): PyInstaller TOC entries (destination, source, kind) less the
-    system libraries in the top folder that no other kept entry links. Each Analysis lists every
-    library its own binaries link, so each is pruned on its own. Repeats until nothing changes,
-    since dropping cairo can orphan pixman."""
+def drop_orphans(entries: Iterable[tuple], dropped: Iterable[tuple]) -> tuple[list[tuple], list[str]]:
+    """(kept entries, names removed): the PyInstaller TOC entries (destination, source, kind) that
+    stay after ``dropped`` were left out, less the system libraries in the top folder that a
+    dropped entry linked, directly or through others, and that no kept entry links. Only what the
+    dropped plugins brought in is a candidate, so a library loaded by name at run time (which
+    nothing links) is never removed. Each Analysis lists every library its own binaries link, so
+    each is pruned on its own."""
     kept = list(entries)
-    if not sys.platform.startswith("linux") or shutil.which("readelf") is None:
+    dropped = list(dropped)
+    if not dropped or not sys.platform.startswith("linux") or shutil.which("readelf") is None:
         return kept, []  # macOS and Windows builds take no libraries from the system's folders
     cache: dict[str, frozenset[str]] = {}
-    dropped: list[str] = []
+    if not any(needed(str(e[1]), cache) for e in kept if e[1]):
+        return kept, []  # readelf read nothing: remove nothing rather than everything
+    by_name = {_name(e): e for e in kept if _candidate(e)}
+    # What the dropped entries linked, followed through the libraries that were bundled for them.
+    reach: set[str] = set()
+    frontier = set().union(*(needed(str(e[1]), cache) for e in dropped if e[1]))
+    while frontier:
+        reach |= frontier
+        frontier = set().union(*(needed(str(by_name[n][1]), cache) for n in frontier if n in by_name)) - reach
+    removed: list[str] = []
     while True:
         wanted = set().union(*(needed(str(e[1]), cache) for e in kept if e[1]))
-        orphans = [e for e in kept if _candidate(e) and PurePosixPath(str(e[0])).name not in wanted]
+        orphans = [e for e in kept if _candidate(e) and _name(e) in reach and _name(e) not in wanted]
         if not orphans:
-            return kept, dropped
-        dropped += [str(e[0]) for e in orphans]
+            return kept, removed
+        removed += [str(e[0]) for e in orphans]
         kept = [e for e in kept if e not in orphans]

@@ -60,13 +60,25 @@ def keep_item(name: str) -> bool:
         return False
     if tree == "coll":
         return True
-    if _LOCALE_ITEM.match(base) and base != "root.res":
+    # res_index lists the installed locales (ICU's getAvailable); it matches the pattern but is no locale.
+    if _LOCALE_ITEM.match(base) and base not in ("root.res", "res_index.res"):
         return base == "en.res" or base.startswith("en_")
-    return True  # root, pool, res_index, supplemental data, time zones, normalisation, ...
+    return True  # root, pool, supplemental data, time zones, normalisation, ...
+
+
+# Debian puts icupkg and genccode in /usr/sbin, which a non-root PATH leaves out.
+_SEARCH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
+# binutils' messages are translated; the parsing below reads the English ones.
+_C_LOCALE = {**os.environ, "LC_ALL": "C", "LANGUAGE": ""}
+
+
+def _tool(name: str) -> str | None:
+    return shutil.which(name, path=_SEARCH)
 
 
 def _run(*args: str, cwd: Path | None = None) -> str:
-    done = subprocess.run(args, cwd=cwd, capture_output=True, text=True)
+    command = [_tool(args[0]) or args[0], *args[1:]]
+    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, env=_C_LOCALE)
     if done.returncode != 0:
         raise TrimError(f"{args[0]} failed: {(done.stderr or done.stdout).strip()[:400]}")
     return done.stdout
@@ -94,7 +106,7 @@ def _data_symbol(library: Path) -> tuple[str, int, int]:
 
 def missing_tools() -> list[str]:
     cc = os.environ.get("CC", "cc")
-    return [tool for tool in (*TOOLS, cc, "nm", "readelf") if shutil.which(tool) is None]
+    return [tool for tool in (*TOOLS, cc, "nm", "readelf") if _tool(tool) is None]
 
 
 def trim(library: Path, out: Path | None = None) -> tuple[int, int]:
@@ -131,6 +143,7 @@ def trim(library: Path, out: Path | None = None) -> tuple[int, int]:
             raise TrimError(f"the rebuilt {library.name} does not export {symbol}")
         target = out or library
         shutil.copyfile(built, target.with_name(target.name + ".trimmed"))
+        shutil.copymode(library, target.with_name(target.name + ".trimmed"))
         os.replace(target.with_name(target.name + ".trimmed"), target)
         return before, target.stat().st_size
 
@@ -142,6 +155,8 @@ def trim_in_folder(internal: Path) -> None:
     if not sys.platform.startswith("linux") or not libraries:
         return  # macOS and Windows builds of Qt use the system's ICU
     for library in libraries:
+        if library.is_symlink():
+            continue  # the file it names is in the list too
         before = library.stat().st_size
         try:
             _, after = trim(library)

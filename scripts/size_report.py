@@ -7,11 +7,14 @@ venv installed them.
 - Qt's ICU data: the trimmed libicudata (build_spec/trim_icu.py) against PySide6's own;
 - stripping: every library under _internal/*.libs/ against the wheel's copy;
 - HEIC: pi-heif as packaged against pillow-heif (with its x265 encoder) as the development venv
-  has it, when it does (the tests' HEIC encoder).
+  has it, when it does (the tests' HEIC encoder);
+- what the spec left out and the system libraries only that linked, as the spec measured them
+  while building (build/imgcap-desktop/size-steps.json).
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -24,7 +27,8 @@ def site_packages(venv: Path) -> Path | None:
 
 
 def folder_bytes(*folders: Path) -> int:
-    return sum(p.stat().st_size for f in folders if f.is_dir() for p in f.rglob("*") if p.is_file() and not p.is_symlink())
+    return sum(p.stat().st_size for f in folders if f.is_dir()
+               for p in f.rglob("*") if p.is_file() and not p.is_symlink())
 
 
 def icu_saving(internal: Path, site: Path) -> tuple[int, int] | None:
@@ -52,7 +56,15 @@ def heic_saving(internal: Path, dev_site: Path | None) -> tuple[int, int] | None
             folder_bytes(internal / "pi_heif", internal / "pi_heif.libs"))
 
 
-def report(app: Path, package_venv: Path, dev_venv: Path) -> list[str]:
+def spec_steps(steps_file: Path) -> list[str]:
+    try:
+        steps = json.loads(steps_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return [f"what the spec left out: not measured here ({steps_file} is missing)"]
+    return [f"{label}: saved {size / MIB:.1f} MiB" for label, size in steps.items() if isinstance(size, int)]
+
+
+def report(app: Path, package_venv: Path, dev_venv: Path, steps_file: Path | None = None) -> list[str]:
     internal = app / "_internal"
     site = site_packages(package_venv)
     if site is None or not internal.is_dir():
@@ -67,11 +79,11 @@ def report(app: Path, package_venv: Path, dev_venv: Path) -> list[str]:
         else:
             before, after = sizes
             lines.append(f"{label}: {before / MIB:.1f} -> {after / MIB:.1f} MiB (saved {(before - after) / MIB:.1f})")
-    return lines
+    return lines + (spec_steps(steps_file) if steps_file is not None else [])
 
 
 if __name__ == "__main__":
     args = sys.argv[1:]
     app = Path(args[0]) if args else Path("dist/imgcap-desktop")
     package_venv = Path(args[1]) if len(args) > 1 else Path(".venv-package")
-    print("\n".join(report(app, package_venv, Path(".venv"))))
+    print("\n".join(report(app, package_venv, Path(".venv"), Path("build/imgcap-desktop/size-steps.json"))))

@@ -27,8 +27,9 @@ LIBRARIES = (
     ("python-exiv2 (Exiv2 GPL-2.0-or-later)", "GPL-3.0-or-later"),
 )
 #: Why the packaged app as a whole is under the GPL, while this project's own code is MIT.
-GPL_NOTE = ("The packaged app includes GPL components (Exiv2 and its Python binding), so the packaged app as a whole is distributed under the GNU GPL, version 3 "
-            "or later; the source of imgcap-desktop itself is MIT-licensed.")
+GPL_NOTE = ("The packaged app includes GPL components (Exiv2 and its Python binding), so the packaged app "
+            "as a whole is distributed under the GNU GPL, version 3 or later; the source of imgcap-desktop "
+            "itself is MIT-licensed.")
 
 
 def model_folder(model_path: str) -> Path:

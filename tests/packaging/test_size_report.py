@@ -31,12 +31,18 @@ def test_each_step_is_measured_against_the_wheels_as_installed(tmp_path):
     write(dev / "pillow_heif/heif.py", mib)
     write(internal / "pi_heif.libs/libheif.so", 3 * mib)
 
-    lines = size_report.report(tmp_path / "app", tmp_path / "venv-package", tmp_path / "venv")
+    steps = tmp_path / "size-steps.json"
+    steps.write_text('{"Qt parts left out": 3145728, "their libraries": 1048576}')
+    lines = size_report.report(tmp_path / "app", tmp_path / "venv-package", tmp_path / "venv", steps)
     assert lines == [
         "Qt's ICU data trimmed (build_spec/trim_icu.py): 30.0 -> 6.0 MiB (saved 24.0)",
         "wheels' vendored libraries stripped: 5.0 -> 4.0 MiB (saved 1.0)",
         "HEIC through pi-heif, not pillow-heif with x265: 23.0 -> 3.0 MiB (saved 20.0)",
+        "Qt parts left out: saved 3.0 MiB",
+        "their libraries: saved 1.0 MiB",
     ]
+    assert size_report.report(tmp_path / "app", tmp_path / "venv-package", tmp_path / "venv",
+                              tmp_path / "none.json")[-1].endswith("is missing)")
 
 
 def test_a_missing_build_or_venv_is_said(tmp_path):
