@@ -142,9 +142,10 @@ def trim(library: Path, out: Path | None = None) -> tuple[int, int]:
         if _data_symbol(built)[0] != symbol:
             raise TrimError(f"the rebuilt {library.name} does not export {symbol}")
         target = out or library
-        shutil.copyfile(built, target.with_name(target.name + ".trimmed"))
-        shutil.copymode(library, target.with_name(target.name + ".trimmed"))
-        os.replace(target.with_name(target.name + ".trimmed"), target)
+        staged = target.with_name(target.name + ".trimmed")
+        shutil.copyfile(built, staged)
+        shutil.copymode(library, staged)
+        os.replace(staged, target)
         return before, target.stat().st_size
 
 
